@@ -52,7 +52,8 @@ APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \
 # --- object lists (explicit, by module) --------------------------------
 PROTO_SRCS  := proto/frame.c proto/mux.c
 COMMON_SRCS := common/log.c common/err.c common/xmalloc.c common/buf.c \
-               common/conf.c common/token.c common/backoff.c common/util.c
+               common/conf.c common/token.c common/backoff.c common/util.c \
+               common/jsonrpc.c
 RELAY_SRCS  := relay/main.c relay/relay_conf.c relay/tunnel.c
 CLIENT_SRCS := client/main.c client/client_conf.c client/link.c
 

@@ -1,0 +1,59 @@
+/*
+ * The client daemon's parts and the interfaces between them:
+ *   link.c    - the one outbound WSS link to the relay: dial, HELLO,
+ *               reconnect with backoff, pings, the mux, streams;
+ *   session.c - one MCP session per stream: allowlist and tool filters,
+ *               pending requests and their deadlines, the audit log, the
+ *               upstream adapter behind it;
+ *   up_*.c    - upstream adapters (upstream.h);
+ *   main.c    - options, config, reload, the lws context, the loop.
+ * Single-threaded: everything runs in lws callbacks on one loop.
+ */
+#ifndef MCPTUN_CLIENT_H
+#define MCPTUN_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct lws;
+struct lws_context;
+struct lws_vhost;
+struct client_conf;
+struct session;
+
+/* The current config snapshot (never NULL while running). */
+const struct client_conf *client_conf_current(void);
+struct lws_vhost *client_vhost(void);
+
+/* ---- link.c: what sessions use ---------------------------------------- */
+
+/* Queues one whole message to the relay on stream; 0 or MT_E*. */
+int link_send(uint32_t stream, const void *msg, size_t len);
+/* Bytes queued on stream towards the relay (for backpressure). */
+size_t link_queued(uint32_t stream);
+/* Ends the stream from this side: CLOSE(code, text) after queued data. */
+void link_stream_end(uint32_t stream, uint16_t code, const char *text);
+/* Receive backpressure on stream (the upstream is not reading). */
+void link_pause(uint32_t stream);
+void link_resume(uint32_t stream);
+
+/* ---- session.c: what link.c uses ---------------------------------------- */
+
+/*
+ * The relay opened stream id for agent to server (or "*" with servers[]
+ * for the merged endpoint).  Returns 0 and the new session, or a CLOSE_*
+ * code (>0) and a reason in why[] to send back in OPEN_ERR.
+ */
+int session_open(uint32_t id, const char *server, const char *agent,
+    const char *const *servers, size_t nservers, struct session **out,
+    char *why, size_t whylen);
+/* One whole JSON-RPC message from the agent. */
+void session_input(struct session *s, const uint8_t *msg, size_t len);
+/* The stream was closed by the relay; free everything. */
+void session_close(struct session *s);
+/* The link has room again for this session's messages. */
+void session_drain(struct session *s);
+/* The config was reloaded (issue 6). */
+void session_reconfigure(struct session *s, const struct client_conf *conf);
+
+#endif
