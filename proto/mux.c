@@ -1,0 +1,801 @@
+/*
+ * Stream multiplexer for one tunnel link; mux.h is the contract and
+ * PROTOCOL.md the wire rules.
+ *
+ * Streams live in a chained hash table keyed by id (power-of-two buckets,
+ * doubled whenever there are more streams than buckets), so finding one of
+ * many thousands of streams costs O(1).  Three queues drive the sender:
+ *
+ *   - ctlq: control frames, sent first and in order;
+ *   - winq: streams that owe the peer a WINDOW update;
+ *   - ring: exactly the streams that can send now (queued data and send
+ *     credit, or a pending CLOSE after mux_stream_finish).  The scheduler
+ *     pops the head, emits one chunk and puts the stream back at the tail
+ *     if it can still send.  Idle and credit-starved streams are not in the
+ *     ring, so they cost nothing per frame.
+ *
+ * Each queued message is a single allocation holding the one copy of the
+ * caller's bytes; the stream remembers how much of its head message went
+ * out, which is what mux_link_reset rewinds.  Incoming chunks are appended
+ * to a per-stream reassembly buffer that grows geometrically up to max_msg;
+ * a complete message is handed to on_message from that buffer (with a NUL
+ * after it), so a received message is copied exactly once.
+ *
+ * Receive credit: for every stream, recv_avail + owed == our window.  DATA
+ * moves bytes from recv_avail to owed; a WINDOW frame moves them back.  A
+ * WINDOW is queued once owed reaches half a window, unless the stream is
+ * paused.  Because credit is returned while a message is still being
+ * reassembled, a message larger than the window gets through, and a sender
+ * is blocked only when owed == window, which always queues a WINDOW (or is
+ * a deliberate pause).
+ *
+ * Callbacks may call back into the mux (send, finish, remove the stream,
+ * pause...), but not mux_input or mux_free.  No stream pointer is held
+ * across a callback.
+ */
+#include <sys/queue.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/xmalloc.h"
+#include "proto/frame.h"
+#include "proto/mux.h"
+
+#define MUX_DEF_CHUNK		65536
+#define MUX_DEF_WINDOW		(4U * 1024 * 1024)
+#define MUX_DEF_MAX_MSG		((size_t)16 * 1024 * 1024)
+#define MUX_DEF_MAX_STREAMS	1024
+#define MUX_MAX_MAX_MSG		(SIZE_MAX / 4)	/* keeps size sums in range */
+#define MUX_HASH_MIN_BITS	6
+/* A reassembly buffer up to this size is kept for the stream's next message. */
+#define MUX_KEEP_RBUF		4096
+
+/* One queued outgoing message: its bytes follow the header. */
+struct mux_msg {
+	struct mux_msg	*next;
+	size_t		 len;
+	uint8_t		 data[];
+};
+
+/* One queued control frame. */
+struct mux_ctl {
+	STAILQ_ENTRY(mux_ctl) entry;
+	uint8_t		 type;
+	uint32_t	 stream;
+	uint32_t	 len;
+	uint8_t		 payload[];
+};
+
+struct mux_stream {
+	uint32_t	 id;
+	struct mux_stream *hnext;		/* hash chain */
+	TAILQ_ENTRY(mux_stream) ring_entry;
+	TAILQ_ENTRY(mux_stream) winq_entry;
+	unsigned	 in_ring:1;
+	unsigned	 in_winq:1;
+	unsigned	 paused:1;
+	unsigned	 finishing:1;
+
+	/* Send side. */
+	struct mux_msg	*head, *tail;
+	size_t		 sent;		/* bytes of head already sent */
+	size_t		 queued;	/* bytes queued and not yet sent */
+	uint32_t	 credit;	/* bytes the peer lets us send */
+	uint16_t	 close_code;	/* for the CLOSE after finishing */
+	char		*close_text;
+
+	/* Receive side. */
+	uint32_t	 recv_avail;	/* bytes the peer may still send */
+	uint32_t	 owed;		/* received and not yet credited back */
+	uint8_t		*rbuf;		/* reassembly; rlen bytes used */
+	size_t		 rlen;
+	size_t		 rcap;
+};
+
+TAILQ_HEAD(mux_stream_q, mux_stream);
+STAILQ_HEAD(mux_ctl_q, mux_ctl);
+
+struct mux {
+	struct mux_limits	 lim;
+	struct mux_callbacks	 cb;
+	void			*arg;
+	uint32_t		 peer_window;
+
+	struct mux_stream	**buckets;
+	unsigned		 hbits;		/* 1 << hbits buckets */
+	uint32_t		 nstreams;
+
+	struct mux_ctl_q	 ctlq;
+	struct mux_stream_q	 winq;
+	struct mux_stream_q	 ring;
+	size_t			 queued_total;
+};
+
+void
+mux_limits_default(struct mux_limits *lim)
+{
+	lim->chunk = MUX_DEF_CHUNK;
+	lim->window = MUX_DEF_WINDOW;
+	lim->max_msg = MUX_DEF_MAX_MSG;
+	lim->max_streams = MUX_DEF_MAX_STREAMS;
+}
+
+/* --- stream table ----------------------------------------------------- */
+
+static uint32_t
+mux_hash(const struct mux *m, uint32_t id)
+{
+	/* Fibonacci hashing: sequential ids spread over all buckets. */
+	return (uint32_t)(id * 2654435769U) >> (32 - m->hbits);
+}
+
+static struct mux_stream *
+mux_lookup(const struct mux *m, uint32_t id)
+{
+	struct mux_stream *s;
+
+	for (s = m->buckets[mux_hash(m, id)]; s != NULL; s = s->hnext)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void
+mux_hash_grow(struct mux *m)
+{
+	struct mux_stream **old = m->buckets, *s, *next;
+	size_t i, oldn = (size_t)1 << m->hbits;
+	uint32_t h;
+
+	m->hbits++;
+	m->buckets = xcalloc((size_t)1 << m->hbits, sizeof(*m->buckets));
+	for (i = 0; i < oldn; i++) {
+		for (s = old[i]; s != NULL; s = next) {
+			next = s->hnext;
+			h = mux_hash(m, s->id);
+			s->hnext = m->buckets[h];
+			m->buckets[h] = s;
+		}
+	}
+	free(old);
+}
+
+static void
+mux_hash_unlink(struct mux *m, struct mux_stream *s)
+{
+	struct mux_stream **pp;
+
+	for (pp = &m->buckets[mux_hash(m, s->id)]; *pp != NULL;
+	    pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			return;
+		}
+	}
+}
+
+/* --- scheduling helpers ----------------------------------------------- */
+
+/* Returns 1 if s can put a frame on the wire now. */
+static int
+mux_stream_ready(const struct mux_stream *s)
+{
+	if (s->head == NULL)
+		return s->finishing;	/* only the CLOSE is left */
+	/* An empty message needs no credit. */
+	return s->credit > 0 || s->head->len == 0;
+}
+
+/* Puts s in the ring (at the tail) or takes it out, as its state says. */
+static void
+mux_ring_update(struct mux *m, struct mux_stream *s)
+{
+	int ready = mux_stream_ready(s);
+
+	if (ready && !s->in_ring) {
+		TAILQ_INSERT_TAIL(&m->ring, s, ring_entry);
+		s->in_ring = 1;
+	} else if (!ready && s->in_ring) {
+		TAILQ_REMOVE(&m->ring, s, ring_entry);
+		s->in_ring = 0;
+	}
+}
+
+static void
+mux_winq_remove(struct mux *m, struct mux_stream *s)
+{
+	if (s->in_winq) {
+		TAILQ_REMOVE(&m->winq, s, winq_entry);
+		s->in_winq = 0;
+	}
+}
+
+/* Queues a WINDOW for s if enough credit is owed and it is not paused. */
+static void
+mux_credit_check(struct mux *m, struct mux_stream *s)
+{
+	uint32_t half = m->lim.window / 2;
+
+	if (half == 0)
+		half = 1;
+	if (!s->paused && !s->in_winq && s->owed >= half) {
+		TAILQ_INSERT_TAIL(&m->winq, s, winq_entry);
+		s->in_winq = 1;
+	}
+}
+
+static void
+mux_stream_free(struct mux *m, struct mux_stream *s)
+{
+	struct mux_msg *msg, *next;
+
+	if (s->in_ring)
+		TAILQ_REMOVE(&m->ring, s, ring_entry);
+	mux_winq_remove(m, s);
+	mux_hash_unlink(m, s);
+	for (msg = s->head; msg != NULL; msg = next) {
+		next = msg->next;
+		free(msg);
+	}
+	m->queued_total -= s->queued;
+	m->nstreams--;
+	free(s->close_text);
+	free(s->rbuf);
+	free(s);
+}
+
+/* --- construction ----------------------------------------------------- */
+
+struct mux *
+mux_new(const struct mux_limits *lim, const struct mux_callbacks *cb,
+    void *arg)
+{
+	struct mux *m;
+
+	m = xcalloc(1, sizeof(*m));
+	mux_limits_default(&m->lim);
+	/* Zero fields keep their defaults. */
+	if (lim != NULL) {
+		if (lim->chunk != 0)
+			m->lim.chunk = lim->chunk;
+		if (lim->window != 0)
+			m->lim.window = lim->window;
+		if (lim->max_msg != 0)
+			m->lim.max_msg = lim->max_msg;
+		if (lim->max_streams != 0)
+			m->lim.max_streams = lim->max_streams;
+	}
+	if (m->lim.max_msg > MUX_MAX_MAX_MSG)
+		m->lim.max_msg = MUX_MAX_MAX_MSG;
+	if (cb != NULL)
+		m->cb = *cb;
+	m->arg = arg;
+	m->peer_window = m->lim.window;
+	m->hbits = MUX_HASH_MIN_BITS;
+	m->buckets = xcalloc((size_t)1 << m->hbits, sizeof(*m->buckets));
+	STAILQ_INIT(&m->ctlq);
+	TAILQ_INIT(&m->winq);
+	TAILQ_INIT(&m->ring);
+	return m;
+}
+
+static void
+mux_ctl_clear(struct mux *m)
+{
+	struct mux_ctl *c;
+
+	while ((c = STAILQ_FIRST(&m->ctlq)) != NULL) {
+		STAILQ_REMOVE_HEAD(&m->ctlq, entry);
+		free(c);
+	}
+}
+
+void
+mux_free(struct mux *m)
+{
+	size_t i, n;
+
+	if (m == NULL)
+		return;
+	n = (size_t)1 << m->hbits;
+	for (i = 0; i < n; i++)
+		while (m->buckets[i] != NULL)
+			mux_stream_free(m, m->buckets[i]);
+	mux_ctl_clear(m);
+	free(m->buckets);
+	free(m);
+}
+
+void
+mux_set_peer_window(struct mux *m, uint32_t window)
+{
+	m->peer_window = window;
+}
+
+/* --- streams ---------------------------------------------------------- */
+
+int
+mux_stream_add(struct mux *m, uint32_t id)
+{
+	struct mux_stream *s;
+	uint32_t h;
+
+	if (id == 0 || mux_lookup(m, id) != NULL)
+		return MT_EINVAL;
+	if (m->nstreams >= m->lim.max_streams)
+		return MT_ELIMIT;
+	s = xcalloc(1, sizeof(*s));
+	s->id = id;
+	s->credit = m->peer_window;
+	s->recv_avail = m->lim.window;
+	if (m->nstreams + 1 > ((uint32_t)1 << m->hbits) && m->hbits < 31)
+		mux_hash_grow(m);
+	h = mux_hash(m, id);
+	s->hnext = m->buckets[h];
+	m->buckets[h] = s;
+	m->nstreams++;
+	return 0;
+}
+
+void
+mux_stream_remove(struct mux *m, uint32_t id)
+{
+	struct mux_stream *s;
+
+	if ((s = mux_lookup(m, id)) != NULL)
+		mux_stream_free(m, s);
+}
+
+int
+mux_stream_exists(const struct mux *m, uint32_t id)
+{
+	return mux_lookup(m, id) != NULL;
+}
+
+void
+mux_stream_finish(struct mux *m, uint32_t id, uint16_t code,
+    const char *text)
+{
+	struct mux_stream *s;
+
+	if ((s = mux_lookup(m, id)) == NULL || s->finishing)
+		return;
+	s->finishing = 1;
+	s->close_code = code;
+	s->close_text = xstrdup(text != NULL ? text : "");
+	mux_ring_update(m, s);
+}
+
+uint32_t
+mux_stream_count(const struct mux *m)
+{
+	return m->nstreams;
+}
+
+void
+mux_foreach_stream(const struct mux *m, void (*fn)(void *arg, uint32_t id),
+    void *arg)
+{
+	struct mux_stream *s;
+	uint32_t *ids, n = 0, i;
+	size_t b, nb = (size_t)1 << m->hbits;
+
+	if (m->nstreams == 0)
+		return;
+	/*
+	 * Snapshot the ids first: fn may add or remove streams, which can
+	 * rehash the table under our feet.
+	 */
+	ids = xcalloc(m->nstreams, sizeof(*ids));
+	for (b = 0; b < nb; b++)
+		for (s = m->buckets[b]; s != NULL; s = s->hnext)
+			ids[n++] = s->id;
+	for (i = 0; i < n; i++)
+		if (mux_lookup(m, ids[i]) != NULL)
+			fn(arg, ids[i]);
+	free(ids);
+}
+
+/* --- sending ---------------------------------------------------------- */
+
+int
+mux_send(struct mux *m, uint32_t id, const void *data, size_t len)
+{
+	struct mux_stream *s;
+	struct mux_msg *msg;
+
+	if ((s = mux_lookup(m, id)) == NULL || s->finishing)
+		return MT_ENOTFOUND;
+	if (len > m->lim.max_msg)
+		return MT_ETOOBIG;
+	if ((msg = malloc(sizeof(*msg) + len)) == NULL)
+		return MT_ENOMEM;
+	msg->next = NULL;
+	msg->len = len;
+	if (len > 0)
+		memcpy(msg->data, data, len);
+	if (s->tail != NULL)
+		s->tail->next = msg;
+	else
+		s->head = msg;
+	s->tail = msg;
+	s->queued += len;
+	m->queued_total += len;
+	mux_ring_update(m, s);
+	return 0;
+}
+
+size_t
+mux_stream_queued(const struct mux *m, uint32_t id)
+{
+	const struct mux_stream *s;
+
+	if ((s = mux_lookup(m, id)) == NULL)
+		return 0;
+	return s->queued;
+}
+
+size_t
+mux_queued_total(const struct mux *m)
+{
+	return m->queued_total;
+}
+
+/* Returns a control frame with room for len payload bytes, or NULL. */
+static struct mux_ctl *
+mux_ctl_alloc(uint8_t type, uint32_t stream, size_t len)
+{
+	struct mux_ctl *c;
+
+	if ((c = malloc(sizeof(*c) + len)) == NULL)
+		return NULL;
+	c->type = type;
+	c->stream = stream;
+	c->len = (uint32_t)len;
+	return c;
+}
+
+int
+mux_send_control(struct mux *m, uint8_t type, uint32_t stream,
+    const void *payload, size_t len)
+{
+	struct mux_ctl *c;
+
+	if (type == FRAME_DATA || type == 0 || type > FRAME_TYPE_MAX)
+		return MT_EINVAL;
+	if (len > FRAME_MAX_CONTROL)
+		return MT_ETOOBIG;
+	if ((c = mux_ctl_alloc(type, stream, len)) == NULL)
+		return MT_ENOMEM;
+	if (len > 0)
+		memcpy(c->payload, payload, len);
+	STAILQ_INSERT_TAIL(&m->ctlq, c, entry);
+	return 0;
+}
+
+int
+mux_send_code(struct mux *m, uint8_t type, uint32_t stream, uint16_t code,
+    const char *text)
+{
+	struct mux_ctl *c;
+	size_t len;
+
+	if (type == FRAME_DATA || type == 0 || type > FRAME_TYPE_MAX)
+		return MT_EINVAL;
+	if (text == NULL)
+		text = "";
+	/* Long texts are truncated to fit a control frame. */
+	len = strlen(text);
+	if (len > FRAME_MAX_CONTROL - 2)
+		len = FRAME_MAX_CONTROL - 2;
+	if ((c = mux_ctl_alloc(type, stream, len + 2)) == NULL)
+		return MT_ENOMEM;
+	c->len = (uint32_t)frame_put_code_text(c->payload, len + 2, code, text);
+	STAILQ_INSERT_TAIL(&m->ctlq, c, entry);
+	return 0;
+}
+
+int
+mux_has_output(const struct mux *m)
+{
+	return !STAILQ_EMPTY(&m->ctlq) || !TAILQ_EMPTY(&m->winq) ||
+	    !TAILQ_EMPTY(&m->ring);
+}
+
+size_t
+mux_frame_cap(const struct mux *m)
+{
+	size_t max = m->lim.chunk;
+
+	if (max < FRAME_MAX_CONTROL)
+		max = FRAME_MAX_CONTROL;
+	return FRAME_HDR_LEN + max;
+}
+
+/*
+ * Emits the next frame of stream s (the ring's head): one DATA chunk, or
+ * the CLOSE of a finishing stream whose data has all gone, after which the
+ * stream is forgotten.
+ */
+static int
+mux_next_data(struct mux *m, struct mux_stream *s, uint8_t *dst, size_t cap,
+    size_t *lenp)
+{
+	struct mux_msg *msg = s->head;
+	size_t n, room;
+	int more;
+
+	if (cap < FRAME_HDR_LEN + 2)
+		return MT_EINVAL;
+	room = cap - FRAME_HDR_LEN;
+	if (msg == NULL) {
+		if (room > FRAME_MAX_CONTROL)
+			room = FRAME_MAX_CONTROL;
+		n = frame_put_code_text(dst + FRAME_HDR_LEN, room,
+		    s->close_code, s->close_text);
+		frame_put_header(dst, FRAME_CLOSE, 0, s->id, (uint32_t)n);
+		*lenp = FRAME_HDR_LEN + n;
+		mux_stream_free(m, s);
+		return 0;
+	}
+
+	n = msg->len - s->sent;
+	if (n > m->lim.chunk)
+		n = m->lim.chunk;
+	if (n > s->credit)
+		n = s->credit;
+	if (n > room)
+		n = room;
+	more = s->sent + n < msg->len;
+	frame_put_header(dst, FRAME_DATA, more ? FRAME_F_MORE : 0, s->id,
+	    (uint32_t)n);
+	if (n > 0)
+		memcpy(dst + FRAME_HDR_LEN, msg->data + s->sent, n);
+	*lenp = FRAME_HDR_LEN + n;
+	s->sent += n;
+	s->credit -= (uint32_t)n;
+	s->queued -= n;
+	m->queued_total -= n;
+	if (!more) {
+		s->head = msg->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		s->sent = 0;
+		free(msg);
+	}
+	/* To the back of the ring, if it can still send. */
+	TAILQ_REMOVE(&m->ring, s, ring_entry);
+	s->in_ring = 0;
+	mux_ring_update(m, s);
+	return 0;
+}
+
+int
+mux_next_frame(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
+{
+	struct mux_ctl *c;
+	struct mux_stream *s;
+
+	if ((c = STAILQ_FIRST(&m->ctlq)) != NULL) {
+		if (cap < FRAME_HDR_LEN || cap - FRAME_HDR_LEN < c->len)
+			return MT_EINVAL;
+		STAILQ_REMOVE_HEAD(&m->ctlq, entry);
+		frame_put_header(dst, c->type, 0, c->stream, c->len);
+		if (c->len > 0)
+			memcpy(dst + FRAME_HDR_LEN, c->payload, c->len);
+		*lenp = FRAME_HDR_LEN + c->len;
+		free(c);
+		return 0;
+	}
+	if ((s = TAILQ_FIRST(&m->winq)) != NULL) {
+		if (cap < FRAME_HDR_LEN + 4)
+			return MT_EINVAL;
+		mux_winq_remove(m, s);
+		frame_put_header(dst, FRAME_WINDOW, 0, s->id, 4);
+		frame_put_u32(dst + FRAME_HDR_LEN, s->owed);
+		*lenp = FRAME_HDR_LEN + 4;
+		s->recv_avail += s->owed;
+		s->owed = 0;
+		return 0;
+	}
+	if ((s = TAILQ_FIRST(&m->ring)) != NULL)
+		return mux_next_data(m, s, dst, cap, lenp);
+	return MT_EAGAIN;
+}
+
+/* --- receiving -------------------------------------------------------- */
+
+void
+mux_recv_pause(struct mux *m, uint32_t id)
+{
+	struct mux_stream *s;
+
+	if ((s = mux_lookup(m, id)) == NULL)
+		return;
+	s->paused = 1;
+	mux_winq_remove(m, s);
+}
+
+void
+mux_recv_resume(struct mux *m, uint32_t id)
+{
+	struct mux_stream *s;
+
+	if ((s = mux_lookup(m, id)) == NULL || !s->paused)
+		return;
+	s->paused = 0;
+	/* Release everything withheld, even under half a window. */
+	if (s->owed > 0 && !s->in_winq) {
+		TAILQ_INSERT_TAIL(&m->winq, s, winq_entry);
+		s->in_winq = 1;
+	}
+}
+
+/* Makes room for n more bytes (plus a NUL) in s's reassembly buffer. */
+static int
+mux_rbuf_reserve(struct mux *m, struct mux_stream *s, size_t n, int more)
+{
+	size_t need = s->rlen + n + 1, ncap;
+	uint8_t *p;
+
+	if (need <= s->rcap)
+		return 0;
+	/*
+	 * Grow geometrically so a long message costs O(n) copies in all.  A
+	 * message that is known to continue starts with room for two chunks.
+	 */
+	ncap = s->rcap * 2;
+	if (more && ncap < need * 2)
+		ncap = need * 2;
+	if (ncap < need)
+		ncap = need;
+	if (ncap > m->lim.max_msg + 1)
+		ncap = m->lim.max_msg + 1;
+	if ((p = realloc(s->rbuf, ncap)) == NULL)
+		return MT_ENOMEM;
+	s->rbuf = p;
+	s->rcap = ncap;
+	return 0;
+}
+
+static int
+mux_input_data(struct mux *m, const struct frame *f, int *codep)
+{
+	struct mux_stream *s;
+	uint32_t id = f->stream;
+	uint8_t *p;
+	size_t len, cap;
+	int more = (f->flags & FRAME_F_MORE) != 0, r;
+
+	if ((s = mux_lookup(m, id)) == NULL)
+		return 0;	/* may be in flight after a close */
+	if (f->len > s->recv_avail) {
+		*codep = CLOSE_WINDOW;
+		return MT_EWINDOW;
+	}
+	if (f->len > m->lim.max_msg - s->rlen) {
+		*codep = CLOSE_TOO_BIG;
+		return MT_ETOOBIG;
+	}
+	if ((r = mux_rbuf_reserve(m, s, f->len, more)) != 0) {
+		*codep = CLOSE_INTERNAL;
+		return r;
+	}
+	if (f->len > 0)
+		memcpy(s->rbuf + s->rlen, f->payload, f->len);
+	s->rlen += f->len;
+	s->recv_avail -= f->len;
+	s->owed += f->len;
+	mux_credit_check(m, s);
+	if (more)
+		return 0;
+
+	/*
+	 * Detach the buffer before the callback: it may remove the stream.
+	 * A small buffer is given back afterwards for the next message.
+	 */
+	p = s->rbuf;
+	len = s->rlen;
+	cap = s->rcap;
+	s->rbuf = NULL;
+	s->rlen = s->rcap = 0;
+	p[len] = '\0';
+	if (m->cb.on_message != NULL)
+		m->cb.on_message(m->arg, id, p, len);
+	if (cap <= MUX_KEEP_RBUF && (s = mux_lookup(m, id)) != NULL &&
+	    s->rbuf == NULL) {
+		s->rbuf = p;
+		s->rcap = cap;
+	} else
+		free(p);
+	return 0;
+}
+
+static int
+mux_input_window(struct mux *m, const struct frame *f, int *codep)
+{
+	struct mux_stream *s;
+	uint32_t inc;
+
+	if (f->len != 4) {
+		*codep = CLOSE_PROTOCOL;
+		return MT_EMALFORMED;
+	}
+	if ((s = mux_lookup(m, f->stream)) == NULL)
+		return 0;
+	inc = frame_get_u32(f->payload);
+	/* Saturate: too much credit only hurts the peer that granted it. */
+	if (inc > UINT32_MAX - s->credit)
+		s->credit = UINT32_MAX;
+	else
+		s->credit += inc;
+	mux_ring_update(m, s);
+	return 0;
+}
+
+int
+mux_input(struct mux *m, const uint8_t *msg, size_t len, int *close_code)
+{
+	struct frame f;
+	size_t maxp = m->lim.chunk;
+	int r, code = CLOSE_PROTOCOL;
+
+	if (maxp < FRAME_MAX_CONTROL)
+		maxp = FRAME_MAX_CONTROL;
+	if ((r = frame_decode(msg, len, maxp, &f)) != 0) {
+		if (r == MT_EVERSION)
+			code = CLOSE_VERSION;
+		else if (r == MT_ETOOBIG)
+			code = CLOSE_TOO_BIG;
+		goto out;
+	}
+	switch (f.type) {
+	case FRAME_DATA:
+		r = mux_input_data(m, &f, &code);
+		break;
+	case FRAME_WINDOW:
+		r = mux_input_window(m, &f, &code);
+		break;
+	default:
+		if (m->cb.on_control != NULL)
+			m->cb.on_control(m->arg, &f);
+		break;
+	}
+ out:
+	if (r != 0 && close_code != NULL)
+		*close_code = code;
+	return r;
+}
+
+/* --- link reset ------------------------------------------------------- */
+
+void
+mux_link_reset(struct mux *m)
+{
+	struct mux_stream *s;
+	size_t b, nb = (size_t)1 << m->hbits;
+
+	mux_ctl_clear(m);
+	while ((s = TAILQ_FIRST(&m->winq)) != NULL)
+		mux_winq_remove(m, s);
+	for (b = 0; b < nb; b++) {
+		for (s = m->buckets[b]; s != NULL; s = s->hnext) {
+			/* The peer never saw the end of this one: resend it. */
+			s->queued += s->sent;
+			m->queued_total += s->sent;
+			s->sent = 0;
+			s->credit = m->peer_window;
+			s->recv_avail = m->lim.window;
+			s->owed = 0;
+			s->rlen = 0;
+			if (s->rcap > MUX_KEEP_RBUF) {
+				free(s->rbuf);
+				s->rbuf = NULL;
+				s->rcap = 0;
+			}
+			mux_ring_update(m, s);
+		}
+	}
+}
