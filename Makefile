@@ -53,7 +53,7 @@ APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \
 PROTO_SRCS  := proto/frame.c proto/mux.c
 COMMON_SRCS := common/log.c common/err.c common/xmalloc.c common/buf.c \
                common/conf.c common/token.c common/backoff.c common/util.c \
-               common/jsonrpc.c
+               common/jsonrpc.c common/u32map.c
 RELAY_SRCS  := relay/main.c relay/relay_conf.c relay/tunnel.c
 CLIENT_SRCS := client/main.c client/client_conf.c client/link.c
 
