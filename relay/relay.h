@@ -83,10 +83,14 @@ void tunnel_get_stats(struct tunnel_stats *st);
 /* The lws protocol callback for "mcptun.1" (tunnel.c). */
 int tunnel_callback(struct lws *wsi, int reason, void *user, void *in,
     size_t len);
+/* Size of the per-connection user data tunnel_callback wants. */
+size_t tunnel_user_size(void);
 /* Sets up tunnels from the config (again on reload); 0 or MT_E*. */
 int tunnel_configure(const struct relay_conf *conf);
 /* Sends GOAWAY to every link and closes them (shutdown). */
 void tunnel_shutdown(void);
+/* Frees every tunnel (after the loop has stopped). */
+void tunnel_free_all(void);
 
 /* ---- http.c: what main.c uses ------------------------------------------ */
 

@@ -1,0 +1,350 @@
+/*
+ * mcptun-relay: the cloud side of mcptun.  Accepts tunnel links from
+ * mcptun-client on /tunnel and serves each private MCP server to agents as
+ * an MCP Streamable HTTP endpoint, all on one TLS port.
+ *
+ * This file: command line, configuration (load, check, reload on SIGHUP),
+ * the lws context and the event loop, and orderly shutdown.
+ */
+#include <libwebsockets.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/token.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "relay/relay.h"
+#include "relay/relay_conf.h"
+
+#define RELAY_DEFAULT_CONF	"/etc/mcptun/relay.yaml"
+
+static struct relay_conf *cur_conf;
+static struct lws_context *ctx;
+static const char *conf_path = RELAY_DEFAULT_CONF;
+static volatile sig_atomic_t got_term, got_hup;
+static int stopping;
+
+const struct relay_conf *
+relay_conf_current(void)
+{
+	return cur_conf;
+}
+
+struct lws_context *
+relay_context(void)
+{
+	return ctx;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: mcptun-relay [-nv] [-c FILE] [--listen HOST:PORT]\n"
+"       mcptun-relay hash-token [TOKEN]\n"
+"\n"
+"The cloud side of mcptun: accepts tunnel links from mcptun-client on\n"
+"wss://HOST:PORT/tunnel and serves each private MCP server to agents at\n"
+"https://HOST:PORT/mcp/TUNNEL/SERVER (MCP Streamable HTTP).\n"
+"\n"
+"  -c, --config FILE   configuration file (default " RELAY_DEFAULT_CONF ")\n"
+"  -n, --check         check the configuration and exit (0 = valid)\n"
+"  -v, --verbose       debug logging\n"
+"      --listen H:P    override the listen address\n"
+"  -h, --help          this text\n"
+"  -V, --version       print the version\n"
+"\n"
+"  hash-token [TOKEN]  print the SHA-256 to put in relay.yaml for a token\n"
+"                      (read from standard input when not given)\n"
+"\n"
+"Signals: SIGHUP reloads the configuration; SIGTERM/SIGINT shut down,\n"
+"telling clients to reconnect (GOAWAY).\n");
+}
+
+static int
+cmd_hash_token(int argc, char **argv)
+{
+	char line[1024], hex[TOKEN_HASH_HEXLEN + 1];
+	const char *tok;
+	size_t n;
+
+	if (argc > 2) {
+		fprintf(stderr, "usage: mcptun-relay hash-token [TOKEN]\n");
+		return 2;
+	}
+	if (argc == 2)
+		tok = argv[1];
+	else {
+		if (fgets(line, sizeof(line), stdin) == NULL) {
+			fprintf(stderr, "mcptun-relay: no token on standard "
+			    "input\n");
+			return 1;
+		}
+		n = strlen(line);
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		tok = line;
+	}
+	if (*tok == '\0') {
+		fprintf(stderr, "mcptun-relay: empty token\n");
+		return 1;
+	}
+	if (token_sha256_hex(tok, hex) != 0)
+		return 1;
+	printf("%s\n", hex);
+	explicit_wipe(line, sizeof(line));
+	return 0;
+}
+
+/* Loads, overrides and checks a config; prints errors; NULL on failure. */
+static struct relay_conf *
+load_conf(const char *path, const char *listen)
+{
+	struct relay_conf *c = NULL;
+	char err[4096];
+
+	err[0] = '\0';
+	if (relay_conf_load(path, &c, err, sizeof(err)) != 0)
+		goto fail;
+	if (listen != NULL &&
+	    relay_conf_set(c, "listen", listen, err, sizeof(err)) != 0)
+		goto fail;
+	if (relay_conf_check(c, err, sizeof(err)) != 0)
+		goto fail;
+	return c;
+ fail:
+	/* err holds one "file:line:col: message" line per problem. */
+	{
+		char *line, *save = NULL;
+
+		for (line = strtok_r(err, "\n", &save); line != NULL;
+		    line = strtok_r(NULL, "\n", &save))
+			log_errorx("%s", line);
+	}
+	relay_conf_unref(c);
+	return NULL;
+}
+
+static void
+reload(void)
+{
+	struct relay_conf *c;
+
+	log_info("SIGHUP: reloading %s", conf_path);
+	if ((c = load_conf(conf_path, NULL)) == NULL) {
+		log_warnx("reload failed; keeping the running configuration");
+		return;
+	}
+	if (strcmp(c->listen_host, cur_conf->listen_host) != 0 ||
+	    c->listen_port != cur_conf->listen_port)
+		log_warnx("reload: a new listen address takes a restart; "
+		    "still listening on %s", cur_conf->listen);
+	/* The new listen/TLS settings need a restart; keep the running ones. */
+	relay_conf_unref(cur_conf);
+	cur_conf = c;
+	log_set_level((enum log_level)c->log_level);
+	tunnel_configure(c);
+	log_info("reload: %zu tunnel(s), %zu agent(s)", c->ntunnels,
+	    c->nagents);
+}
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_term = 1;
+	if (ctx != NULL)
+		lws_cancel_service(ctx);
+}
+
+/* Protocol 2 only exists to hear lws_cancel_service() from the handler. */
+static int
+ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	if (reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+		return 0;
+	if (got_hup) {
+		got_hup = 0;
+		reload();
+	}
+	if (got_term && !stopping) {
+		stopping = 1;
+		log_info("shutting down: telling clients to reconnect");
+		tunnel_shutdown();
+		http_shutdown();
+	}
+	return 0;
+}
+
+static int
+http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	return http_callback(wsi, (int)reason, user, in, len);
+}
+
+static int
+tunnel_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	return tunnel_callback(wsi, (int)reason, user, in, len);
+}
+
+static void
+lws_log_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && line[n - 1] == '\n')
+		n--;
+	if (level & LLL_ERR)
+		log_warnx("lws: %.*s", (int)n, line);
+	else
+		log_debug("lws: %.*s", (int)n, line);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "check",	no_argument,		NULL, 'n' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "listen",	required_argument,	NULL, 'L' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct lws_protocols protocols[4];
+	struct lws_context_creation_info info;
+	struct sigaction sa;
+	const char *listen = NULL;
+	int check = 0, verbose = 0, ch, n;
+	uint64_t deadline;
+
+	if (argc > 1 && strcmp(argv[1], "hash-token") == 0)
+		return cmd_hash_token(argc - 1, argv + 1);
+
+	while ((ch = getopt_long(argc, argv, "c:nvhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'L':
+			listen = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mcptun-relay %s (protocol %s)\n", MCPTUN_VERSION,
+			    "mcptun.1");
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("relay", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	if ((cur_conf = load_conf(conf_path, listen)) == NULL)
+		return 1;
+	if (check) {
+		printf("%s: configuration OK (%zu tunnel(s), %zu agent(s))\n",
+		    conf_path, cur_conf->ntunnels, cur_conf->nagents);
+		relay_conf_unref(cur_conf);
+		return 0;
+	}
+	if (!verbose)
+		log_set_level((enum log_level)cur_conf->log_level);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	lws_set_log_level(verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE) :
+	    LLL_ERR, lws_log_emit);
+
+	memset(protocols, 0, sizeof(protocols));
+	protocols[0].name = "http";
+	protocols[0].callback = http_cb;
+	protocols[0].per_session_data_size = http_user_size();
+	protocols[1].name = "mcptun.1";
+	protocols[1].callback = tunnel_cb;
+	protocols[1].per_session_data_size = tunnel_user_size();
+	protocols[1].rx_buffer_size = 128 * 1024;
+	protocols[2].name = "mcptun-ctl";
+	protocols[2].callback = ctl_callback;
+
+	memset(&info, 0, sizeof(info));
+	info.port = cur_conf->listen_port;
+	info.iface = cur_conf->listen_host;
+	info.protocols = protocols;
+	info.vhost_name = "mcptun-relay";
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	if (strchr(cur_conf->listen_host, ':') == NULL)
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (!cur_conf->insecure_plaintext) {
+		info.ssl_cert_filepath = cur_conf->tls.cert;
+		info.ssl_private_key_filepath = cur_conf->tls.key;
+	} else
+		log_warnx("serving WITHOUT TLS (insecure_plaintext): only "
+		    "behind a TLS-terminating proxy or for tests");
+	info.max_http_header_data = 8192;
+	info.timeout_secs = 20;
+	info.ka_time = 60;
+	info.ka_probes = 3;
+	info.ka_interval = 10;
+
+	if ((ctx = lws_create_context(&info)) == NULL) {
+		log_errorx("cannot listen on %s (address in use, bad "
+		    "certificate or key?)", cur_conf->listen);
+		relay_conf_unref(cur_conf);
+		return 1;
+	}
+	tunnel_configure(cur_conf);
+	log_info("mcptun-relay %s listening on %s://%s (%zu tunnel(s), %zu "
+	    "agent(s))", MCPTUN_VERSION, cur_conf->insecure_plaintext ?
+	    "http" : "https", cur_conf->listen, cur_conf->ntunnels,
+	    cur_conf->nagents);
+
+	while (!stopping) {
+		if (lws_service(ctx, 0) < 0)
+			break;
+	}
+	/* Give GOAWAY and the agents' error answers a moment to leave. */
+	deadline = now_ms() + 1000;
+	for (n = 0; n < 200 && now_ms() < deadline; n++)
+		lws_service(ctx, 10);
+	tunnel_free_all();
+	lws_context_destroy(ctx);
+	ctx = NULL;
+	relay_conf_unref(cur_conf);
+	log_info("stopped");
+	return 0;
+}
