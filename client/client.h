@@ -17,6 +17,7 @@
 
 struct lws;
 struct lws_context;
+struct lws_protocols;
 struct lws_vhost;
 struct client_conf;
 struct session;
@@ -24,6 +25,7 @@ struct session;
 /* The current config snapshot (never NULL while running). */
 const struct client_conf *client_conf_current(void);
 struct lws_vhost *client_vhost(void);
+struct lws_context *client_context(void);
 
 /* ---- link.c: what sessions use ---------------------------------------- */
 
@@ -36,6 +38,21 @@ void link_stream_end(uint32_t stream, uint16_t code, const char *text);
 /* Receive backpressure on stream (the upstream is not reading). */
 void link_pause(uint32_t stream);
 void link_resume(uint32_t stream);
+
+/* ---- link.c: what main.c uses ---------------------------------------- */
+
+/* The lws protocol of the link (subprotocol mcptun.1). */
+extern const struct lws_protocols link_protocol;
+/* Starts dialling the relay from the current config. */
+void link_start(void);
+/* Ends every session and closes the link (shutdown). */
+void link_stop(void);
+/* Frees what link_start made (after the loop has stopped). */
+void link_free(void);
+/* Tells the relay the catalog changed (after a reload). */
+void link_catalog_changed(void);
+/* 1 while the link is up (WELCOME received). */
+int link_is_up(void);
 
 /* ---- session.c: what link.c uses ---------------------------------------- */
 

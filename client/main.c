@@ -1,0 +1,363 @@
+/*
+ * mcptun-client: the private-network side of mcptun.  Keeps one outbound
+ * WSS link to mcptun-relay and serves the MCP servers its allowlist names
+ * (stdio, HTTP, Postgres) to agents on the other side.  Nothing listens.
+ *
+ * This file: command line, configuration (load, check, reload on SIGHUP),
+ * the lws context and the event loop, and orderly shutdown.
+ */
+#include <libwebsockets.h>
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "client/client_conf.h"
+#include "client/up_stdio.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+
+#define CLIENT_DEFAULT_CONF	"/etc/mcptun/client.yaml"
+#define SYSTEM_CA_BUNDLE	"/etc/ssl/certs/ca-certificates.crt"
+
+static struct client_conf *cur_conf;
+static struct lws_context *ctx;
+static struct lws_vhost *vhost;
+static const char *conf_path = CLIENT_DEFAULT_CONF;
+static volatile sig_atomic_t got_term, got_hup;
+static int stopping;
+
+/* Command-line overrides, applied to every load (reloads too). */
+struct override {
+	const char *key;
+	const char *value;
+};
+static struct override overrides[16];
+static size_t noverrides;
+
+const struct client_conf *
+client_conf_current(void)
+{
+	return cur_conf;
+}
+
+struct lws_vhost *
+client_vhost(void)
+{
+	return vhost;
+}
+
+struct lws_context *
+client_context(void)
+{
+	return ctx;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: mcptun-client [-nv] [-c FILE] [--relay-url URL] [--tunnel NAME]\n"
+"                     [--token-file FILE] [--ca-file FILE] [--insecure]\n"
+"\n"
+"The private-network side of mcptun: dials one outbound WSS link to\n"
+"mcptun-relay and serves the MCP servers named in its allowlist (stdio,\n"
+"HTTP, Postgres) to agents on the relay.  Nothing listens.\n"
+"\n"
+"  -c, --config FILE    allowlist/config file, YAML or a Claude .mcp.json\n"
+"                       (default " CLIENT_DEFAULT_CONF ")\n"
+"  -n, --check          check the configuration and exit (0 = valid)\n"
+"  -v, --verbose        debug logging\n"
+"      --relay-url URL  wss://HOST:PORT/tunnel (overrides relay.url)\n"
+"      --tunnel NAME    tunnel name (overrides relay.tunnel)\n"
+"      --token-file F   file holding the tunnel token (relay.token_file);\n"
+"                       the environment variable MCPTUN_TOKEN also works\n"
+"      --ca-file FILE   CA bundle for the relay's certificate\n"
+"      --insecure       allow ws:// (no TLS); never in production\n"
+"  -h, --help           this text\n"
+"  -V, --version        print the version\n"
+"\n"
+"Signals: SIGHUP reloads the allowlist; SIGTERM/SIGINT shut down.\n");
+}
+
+static void
+log_err_lines(char *err)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(err, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		log_errorx("%s", line);
+}
+
+/* Reads a token file (one line); NULL and a log line on failure. */
+static char *
+read_token_file(const char *path)
+{
+	char buf[1024];
+	FILE *f;
+	size_t n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		log_warn("cannot read token file %s", path);
+		return NULL;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (n == 0) {
+		log_warnx("token file %s is empty", path);
+		return NULL;
+	}
+	return xstrdup(buf);
+}
+
+/* Loads, overrides and checks a config; logs errors; NULL on failure. */
+static struct client_conf *
+load_conf(const char *path)
+{
+	struct client_conf *c = NULL;
+	char err[4096];
+	const char *env;
+	size_t i;
+
+	err[0] = '\0';
+	if (client_conf_load(path, &c, err, sizeof(err)) != 0)
+		goto fail;
+	for (i = 0; i < noverrides; i++)
+		if (client_conf_set(c, overrides[i].key, overrides[i].value,
+		    err, sizeof(err)) != 0)
+			goto fail;
+	if (c->relay.token == NULL && (env = getenv("MCPTUN_TOKEN")) != NULL &&
+	    *env != '\0' &&
+	    client_conf_set(c, "relay.token", env, err, sizeof(err)) != 0)
+		goto fail;
+	if (client_conf_check(c, err, sizeof(err)) != 0)
+		goto fail;
+	return c;
+ fail:
+	log_err_lines(err);
+	client_conf_unref(c);
+	return NULL;
+}
+
+static void
+reload(void)
+{
+	struct client_conf *c;
+
+	log_info("SIGHUP: reloading %s", conf_path);
+	if ((c = load_conf(conf_path)) == NULL) {
+		log_warnx("reload failed; keeping the running allowlist");
+		return;
+	}
+	if (strcmp(c->relay.url, cur_conf->relay.url) != 0)
+		log_warnx("reload: a new relay url takes a restart; still "
+		    "using %s", cur_conf->relay.url);
+	/* Sessions hold their own references to the old snapshot. */
+	client_conf_unref(cur_conf);
+	cur_conf = c;
+	log_info("reload: %zu server(s) in the allowlist", c->nservers);
+	link_catalog_changed();
+}
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_term = 1;
+	if (ctx != NULL)
+		lws_cancel_service(ctx);
+}
+
+static int
+ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+    void *in, size_t len)
+{
+	if (reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+		return 0;
+	if (got_hup) {
+		got_hup = 0;
+		reload();
+	}
+	if (got_term && !stopping) {
+		stopping = 1;
+		log_info("shutting down");
+		link_stop();
+	}
+	return 0;
+}
+
+static void
+lws_log_emit(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && line[n - 1] == '\n')
+		n--;
+	if (level & LLL_ERR)
+		log_warnx("lws: %.*s", (int)n, line);
+	else
+		log_debug("lws: %.*s", (int)n, line);
+}
+
+static void
+add_override(const char *key, const char *value)
+{
+	if (noverrides >= sizeof(overrides) / sizeof(overrides[0]))
+		fatalx("too many command-line overrides");
+	overrides[noverrides].key = key;
+	overrides[noverrides].value = value;
+	noverrides++;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "check",	no_argument,		NULL, 'n' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "relay-url",	required_argument,	NULL, 'U' },
+		{ "tunnel",	required_argument,	NULL, 'T' },
+		{ "token-file",	required_argument,	NULL, 'K' },
+		{ "ca-file",	required_argument,	NULL, 'A' },
+		{ "insecure",	no_argument,		NULL, 'I' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct lws_protocols protocols[4];
+	struct lws_context_creation_info info;
+	struct sigaction sa;
+	char *token = NULL;
+	int check = 0, verbose = 0, ch, n;
+	uint64_t deadline;
+
+	while ((ch = getopt_long(argc, argv, "c:nvhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'U':
+			add_override("relay.url", optarg);
+			break;
+		case 'T':
+			add_override("relay.tunnel", optarg);
+			break;
+		case 'K':
+			if ((token = read_token_file(optarg)) == NULL)
+				return 1;
+			add_override("relay.token", token);
+			break;
+		case 'A':
+			add_override("relay.ca_file", optarg);
+			break;
+		case 'I':
+			add_override("relay.insecure", "true");
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mcptun-client %s (protocol %s)\n",
+			    MCPTUN_VERSION, "mcptun.1");
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("client", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	if ((cur_conf = load_conf(conf_path)) == NULL) {
+		free_secret(token);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration OK (%zu server(s))\n", conf_path,
+		    cur_conf->nservers);
+		client_conf_unref(cur_conf);
+		free_secret(token);
+		return 0;
+	}
+	if (!verbose)
+		log_set_level((enum log_level)cur_conf->log_level);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	lws_set_log_level(verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE) :
+	    LLL_ERR, lws_log_emit);
+
+	memset(protocols, 0, sizeof(protocols));
+	protocols[0] = link_protocol;
+	protocols[1] = stdio_protocol;
+	protocols[2].name = "mcptun-ctl";
+	protocols[2].callback = ctl_callback;
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.vhost_name = "mcptun-client";
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.client_ssl_ca_filepath = cur_conf->relay.ca_file != NULL ?
+	    cur_conf->relay.ca_file : SYSTEM_CA_BUNDLE;
+	info.client_ssl_cert_filepath = cur_conf->relay.client_cert;
+	info.client_ssl_private_key_filepath = cur_conf->relay.client_key;
+	info.timeout_secs = 20;
+	info.connect_timeout_secs = 20;
+	info.ka_time = 60;
+	info.ka_probes = 3;
+	info.ka_interval = 10;
+
+	if ((ctx = lws_create_context(&info)) == NULL)
+		fatalx("cannot create the event loop (bad CA file %s?)",
+		    info.client_ssl_ca_filepath);
+	vhost = lws_get_vhost_by_name(ctx, "mcptun-client");
+	if (vhost == NULL)
+		fatalx("no vhost");
+	log_info("mcptun-client %s: %zu server(s) allowlisted, relay %s",
+	    MCPTUN_VERSION, cur_conf->nservers, cur_conf->relay.url);
+	link_start();
+
+	while (!stopping) {
+		if (lws_service(ctx, 0) < 0)
+			break;
+	}
+	deadline = now_ms() + 1000;
+	for (n = 0; n < 200 && now_ms() < deadline; n++)
+		lws_service(ctx, 10);
+	link_free();
+	lws_context_destroy(ctx);
+	ctx = NULL;
+	client_conf_unref(cur_conf);
+	free_secret(token);
+	log_info("stopped");
+	return 0;
+}
