@@ -56,6 +56,8 @@ struct relay_link_conf {
 	int		 insecure;	/* allow ws:// and skip verification */
 	struct conf_pos	 pos;		/* of the "relay" key; line 0 if absent */
 	struct conf_pos	 url_pos;	/* of the url value; line 0 if overridden */
+	struct conf_pos	 tunnel_pos;
+	struct conf_pos	 pin_pos;
 };
 
 /* limits: sizes in bytes, durations in milliseconds. */
@@ -110,6 +112,7 @@ struct pg_tool {
 	char		*sql;
 	size_t		 nparams;
 	struct pg_param	*params;
+	struct conf_pos	 pos;
 };
 
 struct server_conf {

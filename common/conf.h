@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Where a key or value was written; line 0 means "not from a file". */
 struct conf_pos {
@@ -96,11 +97,13 @@ struct conf_entry {
 
 /*
  * A table: its entries (ending with a NULL key), the size of its struct
- * (for arrays of elements), and optional hooks.  defaults fills a fresh
- * struct before parsing (the memory is zeroed first).  check runs after the
- * table's keys were applied, with node the table's map (NULL when the table
- * was absent from the file); it reports problems with conf_error() and
- * returns 0 or MT_ECONFIG.
+ * (for arrays of elements), and optional hooks.  defaults fills a fresh,
+ * zeroed struct before parsing (embedded CONF_TABLE structs get their own
+ * defaults first).  check runs when the table appeared in the file and its
+ * keys were applied without error, with node the table's map (or, for a
+ * null element such as "acme:", its key); it reports problems with
+ * conf_error() and returns 0 or MT_ECONFIG.  free releases memory that the
+ * struct owns outside its entries (derived fields).
  */
 struct conf_schema {
 	const char		*name;
@@ -109,6 +112,7 @@ struct conf_schema {
 	void			(*defaults)(void *base);
 	int			(*check)(struct conf_ctx *ctx,
 				    const struct conf_node *node, void *base);
+	void			(*free)(void *base);
 };
 
 /*
@@ -146,7 +150,7 @@ int	 conf_equal(const struct conf_schema *schema, const void *a,
 	    const void *b, unsigned mask);
 
 /* Writes "key  help" lines for every key of schema, for --help-config. */
-void	 conf_help(const struct conf_schema *schema, void *fp);
+void	 conf_help(const struct conf_schema *schema, FILE *fp);
 
 /* Returns the value of key in map, or NULL. */
 const char *conf_map_get(const struct conf_map *map, const char *key);
@@ -167,6 +171,11 @@ struct conf_pos conf_node_pos(const struct conf_node *node);
 const char *conf_ctx_file(const struct conf_ctx *ctx);
 /* The dotted path of the table being checked ("servers.files"), or "". */
 const char *conf_ctx_path(const struct conf_ctx *ctx);
+/*
+ * The position of the table being checked: the key that names it
+ * ("files:" under servers), or its map for list elements and the top level.
+ */
+struct conf_pos conf_ctx_pos(const struct conf_ctx *ctx);
 
 /*
  * Records one error at node's position (the file name alone when node is
@@ -187,7 +196,11 @@ void	 conf_format_error(char *err, size_t errlen, const char *file,
 	    struct conf_pos pos, const char *fmt, ...)
 	    __attribute__((format(printf, 5, 6)));
 
-/* Returns 1 if s is a valid name: [A-Za-z0-9_-]{1,max}. */
+/*
+ * The keys of a CONF_NAMED map must be names: [A-Za-z0-9_-]{1,48}.
+ * conf_valid_name returns 1 if s is one of at most max characters.
+ */
+#define CONF_NAME_MAX	48
 int	 conf_valid_name(const char *s, size_t max);
 
 #endif

@@ -38,7 +38,7 @@ struct relay_agent_conf {
 	char		*name;
 	char		*token_sha256;	/* 64 hex digits */
 	uint8_t		 token_hash[32];
-	char		**allow;	/* "tunnel/server" or "tunnel/*" */
+	char		**allow;	/* "tunnel/server" or "tunnel/STAR" */
 	struct conf_pos	 pos;
 };
 
@@ -81,6 +81,7 @@ struct relay_conf {
 	struct relay_http_conf	 http;
 	int			 log_level;	/* enum log_level */
 	struct conf_pos		 tls_pos;	/* of "tls"; line 0 if absent */
+	struct conf_pos		 listen_pos;	/* line 0 if default/overridden */
 };
 
 /*
