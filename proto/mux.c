@@ -59,13 +59,11 @@ struct mux_msg {
 	uint8_t		 data[];
 };
 
-/* One queued control frame. */
+/* One queued control frame, already encoded (header and payload). */
 struct mux_ctl {
 	STAILQ_ENTRY(mux_ctl) entry;
-	uint8_t		 type;
-	uint32_t	 stream;
-	uint32_t	 len;
-	uint8_t		 payload[];
+	size_t		 len;
+	uint8_t		 frame[];
 };
 
 struct mux_stream {
@@ -443,18 +441,39 @@ mux_queued_total(const struct mux *m)
 	return m->queued_total;
 }
 
-/* Returns a control frame with room for len payload bytes, or NULL. */
+/*
+ * Returns a control frame with its header written and room for len payload
+ * bytes, or NULL.
+ */
 static struct mux_ctl *
 mux_ctl_alloc(uint8_t type, uint32_t stream, size_t len)
 {
 	struct mux_ctl *c;
 
-	if ((c = malloc(sizeof(*c) + len)) == NULL)
+	if ((c = malloc(sizeof(*c) + FRAME_HDR_LEN + len)) == NULL)
 		return NULL;
-	c->type = type;
-	c->stream = stream;
-	c->len = (uint32_t)len;
+	c->len = FRAME_HDR_LEN + len;
+	frame_put_header(c->frame, type, 0, stream, (uint32_t)len);
 	return c;
+}
+
+/*
+ * Queues c if the peer's decoder would accept it (stream id as the type
+ * requires, fixed payload sizes); otherwise frees it.  Catching a caller's
+ * mistake here beats having the peer close the whole link over it.
+ */
+static int
+mux_ctl_push(struct mux *m, struct mux_ctl *c)
+{
+	struct frame f;
+	int r;
+
+	if ((r = frame_decode(c->frame, c->len, FRAME_MAX_CONTROL, &f)) != 0) {
+		free(c);
+		return r == MT_ETOOBIG ? MT_ETOOBIG : MT_EINVAL;
+	}
+	STAILQ_INSERT_TAIL(&m->ctlq, c, entry);
+	return 0;
 }
 
 int
@@ -470,9 +489,8 @@ mux_send_control(struct mux *m, uint8_t type, uint32_t stream,
 	if ((c = mux_ctl_alloc(type, stream, len)) == NULL)
 		return MT_ENOMEM;
 	if (len > 0)
-		memcpy(c->payload, payload, len);
-	STAILQ_INSERT_TAIL(&m->ctlq, c, entry);
-	return 0;
+		memcpy(c->frame + FRAME_HDR_LEN, payload, len);
+	return mux_ctl_push(m, c);
 }
 
 int
@@ -492,9 +510,9 @@ mux_send_code(struct mux *m, uint8_t type, uint32_t stream, uint16_t code,
 		len = FRAME_MAX_CONTROL - 2;
 	if ((c = mux_ctl_alloc(type, stream, len + 2)) == NULL)
 		return MT_ENOMEM;
-	c->len = (uint32_t)frame_put_code_text(c->payload, len + 2, code, text);
-	STAILQ_INSERT_TAIL(&m->ctlq, c, entry);
-	return 0;
+	(void)frame_put_code_text(c->frame + FRAME_HDR_LEN, len + 2, code,
+	    text);
+	return mux_ctl_push(m, c);
 }
 
 int
@@ -579,13 +597,11 @@ mux_next_frame(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
 	struct mux_stream *s;
 
 	if ((c = STAILQ_FIRST(&m->ctlq)) != NULL) {
-		if (cap < FRAME_HDR_LEN || cap - FRAME_HDR_LEN < c->len)
+		if (cap < c->len)
 			return MT_EINVAL;
 		STAILQ_REMOVE_HEAD(&m->ctlq, entry);
-		frame_put_header(dst, c->type, 0, c->stream, c->len);
-		if (c->len > 0)
-			memcpy(dst + FRAME_HDR_LEN, c->payload, c->len);
-		*lenp = FRAME_HDR_LEN + c->len;
+		memcpy(dst, c->frame, c->len);
+		*lenp = c->len;
 		free(c);
 		return 0;
 	}

@@ -111,7 +111,9 @@ size_t mux_queued_total(const struct mux *m);
 /*
  * Queues a control frame (any type but DATA); control frames are sent
  * before any DATA, in order.  Returns 0, MT_ETOOBIG (over
- * FRAME_MAX_CONTROL) or MT_ENOMEM.
+ * FRAME_MAX_CONTROL or the type's limit), MT_EINVAL (a frame frame_decode
+ * would reject: DATA, unknown type, wrong stream id or payload size) or
+ * MT_ENOMEM.
  */
 int mux_send_control(struct mux *m, uint8_t type, uint32_t stream,
     const void *payload, size_t len);

@@ -550,6 +550,14 @@ test_control_first(void **state)
 	    "draining"), 0);
 	assert_int_equal(mux_send_control(a.m, FRAME_DATA, 1, "x", 1),
 	    MT_EINVAL);
+	/* Frames the peer would reject as malformed are refused here. */
+	assert_int_equal(mux_send_control(a.m, FRAME_HELLO, 4, "{}", 2),
+	    MT_EINVAL);
+	assert_int_equal(mux_send_control(a.m, FRAME_PING, 0, ping, 3),
+	    MT_EINVAL);
+	assert_int_equal(mux_send_control(a.m, 0, 0, ping, 8), MT_EINVAL);
+	assert_int_equal(mux_send_code(a.m, FRAME_OPEN_ERR, 0, 1, "x"),
+	    MT_EINVAL);
 	assert_int_equal(xfer(&a, &b, &f), 1);
 	assert_int_equal(f.type, FRAME_PING);
 	assert_memory_equal(f.payload, ping, 8);
