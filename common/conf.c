@@ -659,9 +659,9 @@ conf_kind_word(const struct conf_entry *e)
 	case CONF_INT:
 		return "an integer";
 	case CONF_SIZE:
-		return "a size like 4MiB";
+		return "a size like 64KiB, 4MiB or 10MB";
 	case CONF_DURATION:
-		return "a duration like 30s or 250ms";
+		return "a duration like 250ms, 30s, 5m or 2h";
 	case CONF_ENUM:
 		return "one of the listed words";
 	case CONF_STRLIST:
@@ -792,15 +792,11 @@ conf_apply_scalar(struct conf_ctx *ctx, const struct conf_entry *e,
 		break;
 	case CONF_SIZE:
 	case CONF_DURATION:
-		if (e->kind == CONF_SIZE && parse_size(text, &uv) != 0) {
-			conf_error(ctx, node, "\"%s\" must be a size like "
-			    "64KiB, 4MiB or 10MB", e->key);
-			goto out;
-		}
-		if (e->kind == CONF_DURATION &&
-		    parse_duration_ms(text, &uv) != 0) {
-			conf_error(ctx, node, "\"%s\" must be a duration like "
-			    "250ms, 30s, 5m or 2h", e->key);
+		if ((e->kind == CONF_SIZE && parse_size(text, &uv) != 0) ||
+		    (e->kind == CONF_DURATION &&
+		    parse_duration_ms(text, &uv) != 0)) {
+			conf_error(ctx, node, "\"%s\" must be %s", e->key,
+			    conf_kind_word(e));
 			goto out;
 		}
 		if (e->max != 0 && (uv < (uint64_t)e->min ||
