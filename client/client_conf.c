@@ -1029,3 +1029,9 @@ server_conf_sql_tool(const struct server_conf *s, const char *name)
 	}
 	return NULL;
 }
+
+void
+client_conf_help(FILE *fp)
+{
+	conf_help(&client_schema, fp);
+}

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/conf.h"
 
@@ -193,6 +194,9 @@ int	 client_conf_check(struct client_conf *conf, char *err, size_t errlen);
 struct client_conf *client_conf_ref(struct client_conf *conf);
 /* Drops a reference; frees at the last one.  NULL is fine. */
 void	 client_conf_unref(struct client_conf *conf);
+
+/* Writes every key with a line of help to fp (for --help-config). */
+void	 client_conf_help(FILE *fp);
 
 /* Returns the server called name, or NULL. */
 const struct server_conf *client_conf_server(const struct client_conf *conf,

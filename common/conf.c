@@ -596,14 +596,22 @@ static int
 conf_read_secret(struct conf_ctx *ctx, const struct conf_node *node,
     const char *key, const char *path, char **out)
 {
+	struct stat st;
 	char *s = NULL;
 	size_t len = 0;
 	ssize_t n;
 	int fd = -1, r = MT_ECONFIG;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1 ||
+	    fstat(fd, &st) == -1) {
 		conf_error(ctx, node, "cannot read \"%s_file\" %s: %s", key,
 		    path, strerror(errno));
+		goto out;
+	}
+	/* A FIFO or a terminal would block start-up. */
+	if (!S_ISREG(st.st_mode)) {
+		conf_error(ctx, node, "\"%s_file\" %s is not a regular file",
+		    key, path);
 		goto out;
 	}
 	s = xmalloc(CONF_MAX_SECRET_FILE + 1);
@@ -679,6 +687,7 @@ conf_kind_word(const struct conf_entry *e)
 
 /* --- applying values ---------------------------------------------------- */
 
+/* List items may hold expanded secrets (args: ["--token=${T}"]): wipe. */
 static void
 conf_strlist_free(char **list)
 {
@@ -687,7 +696,7 @@ conf_strlist_free(char **list)
 	if (list == NULL)
 		return;
 	for (i = 0; list[i] != NULL; i++)
-		free(list[i]);
+		free_secret(list[i]);
 	free(list);
 }
 

@@ -617,3 +617,9 @@ relay_agent_may_use(const struct relay_agent_conf *agent,
 	}
 	return 0;
 }
+
+void
+relay_conf_help(FILE *fp)
+{
+	conf_help(&relay_schema, fp);
+}

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/conf.h"
 
@@ -106,6 +107,9 @@ int	 relay_conf_check(struct relay_conf *conf, char *err, size_t errlen);
 struct relay_conf *relay_conf_ref(struct relay_conf *conf);
 /* Drops a reference; frees at the last one.  NULL is fine. */
 void	 relay_conf_unref(struct relay_conf *conf);
+
+/* Writes every key with a line of help to fp (for --help-config). */
+void	 relay_conf_help(FILE *fp);
 
 /* Returns the tunnel called name, or NULL. */
 const struct relay_tunnel_conf *relay_conf_tunnel(const struct relay_conf *conf,

@@ -573,6 +573,28 @@ test_placeholders(void **state)
 }
 
 static void
+test_placeholders_skipped(void **state)
+{
+	struct client_conf *c = NULL;
+
+	/* $N inside strings, identifiers, comments and $$ quotes is text. */
+	assert_int_equal(load_client(
+	    "servers:\n"
+	    "  db:\n"
+	    "    dsn: dbname=x\n"
+	    "    sql_tools:\n"
+	    "      - name: t\n"
+	    "        sql: |\n"
+	    "          SELECT '$7', \"$8\", $$ $9 $$, $tag$ $9 $tag$, $1 -- $4\n"
+	    "          /* $5 */ FROM x WHERE y = $2::int\n"
+	    "        parameters:\n"
+	    "          - {name: a, type: string}\n"
+	    "          - {name: b, type: integer}\n", &c), 0);
+	assert_int_equal(c->servers[0].sql_tools[0].nparams, 2);
+	client_conf_unref(c);
+}
+
+static void
 test_ws_needs_insecure(void **state)
 {
 	struct client_conf *c = NULL;
@@ -712,6 +734,27 @@ test_load_file_errors(void **state)
 	free(path);
 }
 
+static void
+test_help(void **state)
+{
+	char buf[65536];
+	size_t n;
+	FILE *fp = tmpfile();
+
+	assert_non_null(fp);
+	client_conf_help(fp);
+	relay_conf_help(fp);
+	rewind(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	assert_non_null(strstr(buf, "servers.NAME.command "));
+	assert_non_null(strstr(buf, "servers.NAME.sql_tools[].parameters[].type "));
+	assert_non_null(strstr(buf, "relay.token_file "));
+	assert_non_null(strstr(buf, "agents.NAME.allow "));
+	assert_non_null(strstr(buf, "(required)"));
+}
+
 int
 main(void)
 {
@@ -734,10 +777,12 @@ main(void)
 		cmocka_unit_test(test_bad_server_name),
 		cmocka_unit_test(test_sse_refused),
 		cmocka_unit_test(test_placeholders),
+		cmocka_unit_test(test_placeholders_skipped),
 		cmocka_unit_test(test_ws_needs_insecure),
 		cmocka_unit_test(test_relay_errors),
 		cmocka_unit_test(test_refcount_and_equal),
 		cmocka_unit_test(test_load_file_errors),
+		cmocka_unit_test(test_help),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
