@@ -1,0 +1,859 @@
+/*
+ * One MCP session per tunnel stream: the client's policy point.
+ *
+ * The relay can only ask for a server by name; session_open() refuses any
+ * name the allowlist (the config) does not hold, and counts sessions
+ * against the server's max_sessions.  Every message from the agent is
+ * parsed before it goes anywhere: requests are tracked in a pending table
+ * (id -> method, tool, start time, deadline) so that
+ *   - a tools/call of a tool the server's filter denies is answered with
+ *     -32003 here and never reaches the upstream;
+ *   - the answer to tools/list is filtered by the same allow/deny lists;
+ *   - a request without an answer within limits.request_timeout gets
+ *     -32002 (one lws timer per session, armed for the oldest deadline);
+ *   - when the upstream exits, every pending request gets -32001 naming
+ *     the server and why, and the stream ends with CLOSE_UPSTREAM;
+ *   - each completed call is written to the audit log.
+ *
+ * Backpressure runs both ways: past a high-water mark of bytes queued on
+ * the link the upstream is paused until session_drain(); an upstream
+ * whose input is full (send says MT_EAGAIN) pauses the stream's receive
+ * side until it drains.
+ *
+ * Lifetime: link.c owns the id -> session map.  The relay closing the
+ * stream calls session_close(); a session that ends its own stream calls
+ * link_stream_end() and frees itself (link.c forgets it first).  Entry
+ * points hold a busy count so the struct is freed only once the last
+ * callback that may still touch it has returned.
+ */
+#include <sys/queue.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#include "client/audit.h"
+#include "client/client.h"
+#include "client/client_conf.h"
+#include "client/upstream.h"
+#include "client/up_stdio.h"
+#include "common/err.h"
+#include "common/jsonrpc.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "proto/frame.h"
+
+/* Pause the upstream when this much is queued towards the relay. */
+#define SESSION_HIGH_WATER	(8 * 1024 * 1024)
+/* Longest server or tool name quoted back in a message. */
+#define SESSION_NAME_QUOTE	64
+
+/* ---- the pending-request table ----------------------------------------- */
+
+struct pending {
+	TAILQ_ENTRY(pending)	 entry;
+	json_t			*id;		/* string or integer */
+	char			*method;
+	char			*tool;		/* tools/call; NULL otherwise */
+	uint64_t		 start_ms;	/* monotonic */
+	uint64_t		 start_wall_ms;	/* for the audit log */
+	uint64_t		 deadline_ms;	/* monotonic; 0 = none */
+	size_t			 bytes_in;
+};
+
+TAILQ_HEAD(pending_list, pending);
+
+struct pending_table {
+	struct pending_list	 list;		/* oldest first */
+	size_t			 count;
+};
+
+static void
+pending_init(struct pending_table *t)
+{
+	TAILQ_INIT(&t->list);
+	t->count = 0;
+}
+
+/* Returns the entry for id (compared as JSON values), or NULL. */
+static struct pending *
+pending_find(struct pending_table *t, const json_t *id)
+{
+	struct pending *p;
+
+	if (id == NULL)
+		return NULL;
+	TAILQ_FOREACH(p, &t->list, entry)
+		if (json_equal(p->id, id))
+			return p;
+	return NULL;
+}
+
+/*
+ * Adds a request; returns the new entry, or NULL if id is already
+ * pending.  The table keeps its own copies of id, method and tool.
+ */
+static struct pending *
+pending_add(struct pending_table *t, const json_t *id, const char *method,
+    const char *tool, uint64_t now, uint64_t timeout_ms, size_t bytes_in)
+{
+	struct pending *p;
+
+	if (pending_find(t, id) != NULL)
+		return NULL;
+	p = xcalloc(1, sizeof(*p));
+	if ((p->id = json_deep_copy(id)) == NULL)
+		fatalx("out of memory copying a request id");
+	p->method = xstrdup(method);
+	p->tool = tool != NULL ? xstrdup(tool) : NULL;
+	p->start_ms = now;
+	p->start_wall_ms = now_wall_ms();
+	p->deadline_ms = timeout_ms > 0 ? now + timeout_ms : 0;
+	p->bytes_in = bytes_in;
+	TAILQ_INSERT_TAIL(&t->list, p, entry);
+	t->count++;
+	return p;
+}
+
+/* Unlinks p and frees it. */
+static void
+pending_remove(struct pending_table *t, struct pending *p)
+{
+	TAILQ_REMOVE(&t->list, p, entry);
+	t->count--;
+	json_decref(p->id);
+	free(p->method);
+	free(p->tool);
+	free(p);
+}
+
+/* The earliest deadline, or 0 if nothing pending has one. */
+static uint64_t
+pending_next_deadline(const struct pending_table *t)
+{
+	const struct pending *p;
+	uint64_t next = 0;
+
+	TAILQ_FOREACH(p, &t->list, entry)
+		if (p->deadline_ms != 0 &&
+		    (next == 0 || p->deadline_ms < next))
+			next = p->deadline_ms;
+	return next;
+}
+
+/* ---- pure helpers on messages ------------------------------------------ */
+
+/*
+ * Removes from result.tools every tool sc's filter does not let through
+ * (and every entry without a string name, which could not be called).
+ * Returns the number removed.
+ */
+static size_t
+session_filter_tools(json_t *result, const struct server_conf *sc)
+{
+	json_t *tools, *name;
+	size_t i, removed = 0;
+
+	tools = json_object_get(result, "tools");
+	if (!json_is_array(tools))
+		return 0;
+	for (i = 0; i < json_array_size(tools); ) {
+		name = json_object_get(json_array_get(tools, i), "name");
+		if (!json_is_string(name) ||
+		    !server_conf_tool_allowed(sc, json_string_value(name))) {
+			json_array_remove(tools, i);
+			removed++;
+		} else
+			i++;
+	}
+	return removed;
+}
+
+/* params.name of a tools/call request, or NULL if missing or not text. */
+static const char *
+session_call_tool(const json_t *msg)
+{
+	const json_t *name;
+
+	name = json_object_get(json_object_get(msg, "params"), "name");
+	return json_is_string(name) ? json_string_value(name) : NULL;
+}
+
+/* Copies at most SESSION_NAME_QUOTE printable characters of s to out. */
+static const char *
+session_quote(const char *s, char *out, size_t outlen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; s[i] != '\0' && n + 4 < outlen && i < SESSION_NAME_QUOTE;
+	    i++)
+		out[n++] = (unsigned char)s[i] < 0x20 ||
+		    (unsigned char)s[i] >= 0x7f ? '?' : s[i];
+	if (s[i] != '\0' && n + 4 < outlen) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+struct session {
+	TAILQ_ENTRY(session)		 entry;
+	uint32_t			 id;
+	char				*server;
+	char				*agent;
+	char				*tag;		/* "server/id" */
+	struct client_conf		*conf;		/* opened with */
+	const struct server_conf	*sc;		/* in conf */
+	struct client_conf		*fconf;		/* filters from */
+	const struct server_conf	*fsc;		/* in fconf */
+	const struct upstream_kind	*kind;
+	struct upstream			*up;
+	struct pending_table		 pending;
+	lws_sorted_usec_list_t		 sul;		/* request deadlines */
+	int				 busy;
+	int				 ended;		/* no more link calls */
+	int				 gone;		/* free at busy == 0 */
+	int				 up_paused;	/* we paused the upstream */
+	int				 link_paused;	/* we paused the stream */
+};
+
+static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
+
+static void session_on_message(void *, const uint8_t *, size_t);
+static void session_on_exit(void *, const char *);
+static void session_on_drain(void *);
+
+static const struct upstream_ops session_up_ops = {
+	.on_message = session_on_message,
+	.on_exit = session_on_exit,
+	.on_drain = session_on_drain,
+};
+
+/* client_conf_current() is const; a snapshot reference is not. */
+static struct client_conf *
+session_conf_ref(const struct client_conf *conf)
+{
+	return client_conf_ref((struct client_conf *)(uintptr_t)conf);
+}
+
+static void
+session_free(struct session *s)
+{
+	struct pending *p;
+
+	while ((p = TAILQ_FIRST(&s->pending.list)) != NULL)
+		pending_remove(&s->pending, p);
+	client_conf_unref(s->fconf);
+	client_conf_unref(s->conf);
+	free(s->server);
+	free(s->agent);
+	free(s->tag);
+	free(s);
+}
+
+static void
+session_hold(struct session *s)
+{
+	s->busy++;
+}
+
+static void
+session_release(struct session *s)
+{
+	if (--s->busy == 0 && s->gone)
+		session_free(s);
+}
+
+/* Takes s off the list and frees it once no callback is using it. */
+static void
+session_destroy(struct session *s)
+{
+	if (s->gone)
+		return;
+	s->gone = 1;
+	lws_sul_cancel(&s->sul);
+	TAILQ_REMOVE(&sessions, s, entry);
+	if (s->busy == 0)
+		session_free(s);
+}
+
+static void
+session_audit_call(struct session *s, const char *method, const char *tool,
+    uint64_t start_ms, uint64_t start_wall_ms, size_t bytes_in,
+    const char *outcome, size_t bytes_out)
+{
+	const struct client_conf *cur = client_conf_current();
+	struct audit_rec r;
+
+	if (cur == NULL || cur->audit_log == NULL)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.time_ms = start_wall_ms;
+	r.tunnel = cur->relay.tunnel;
+	r.agent = s->agent;
+	r.server = s->server;
+	r.session = s->id;
+	r.method = method;
+	r.tool = tool;
+	r.duration_ms = now_ms() - start_ms;
+	r.bytes_in = bytes_in;
+	r.bytes_out = bytes_out;
+	r.outcome = outcome;
+	audit_write(cur->audit_log, &r);
+}
+
+static void
+session_audit(struct session *s, const struct pending *p,
+    const char *outcome, size_t bytes_out)
+{
+	session_audit_call(s, p->method, p->tool, p->start_ms,
+	    p->start_wall_ms, p->bytes_in, outcome, bytes_out);
+}
+
+/* Audits a call that never became pending (denied, malformed). */
+static void
+session_audit_now(struct session *s, const char *method, const char *tool,
+    size_t bytes_in, const char *outcome, size_t bytes_out)
+{
+	session_audit_call(s, method, tool, now_ms(), now_wall_ms(), bytes_in,
+	    outcome, bytes_out);
+}
+
+/* Checks the link's queue after sending towards the agent. */
+static void
+session_check_link(struct session *s)
+{
+	if (!s->up_paused && s->up != NULL && !s->ended &&
+	    link_queued(s->id) > SESSION_HIGH_WATER) {
+		s->up_paused = 1;
+		s->kind->pause(s->up);
+	}
+}
+
+/* Sends a JSON-RPC error for id to the agent; returns its size. */
+static size_t
+session_reply_error(struct session *s, const json_t *id, int code,
+    const char *message)
+{
+	size_t len;
+	char *t;
+	int r;
+
+	if (s->ended)
+		return 0;
+	t = jrpc_error_text(id, code, message, &len);
+	if ((r = link_send(s->id, t, len)) != 0)
+		log_warnx("[%s] cannot send an error to the agent: %s",
+		    s->tag, mt_strerror(r));
+	free(t);
+	session_check_link(s);
+	return len;
+}
+
+/* Sends one message to the upstream; 0, or MT_E* (not MT_EAGAIN). */
+static int
+session_send_up(struct session *s, const void *msg, size_t len)
+{
+	int r;
+
+	if (s->up == NULL)
+		return MT_ECLOSED;
+	r = s->kind->send(s->up, msg, len);
+	if (r == MT_EAGAIN) {
+		/* Queued; stop taking more from the relay until on_drain. */
+		if (!s->link_paused) {
+			s->link_paused = 1;
+			link_pause(s->id);
+		}
+		r = 0;
+	}
+	return r;
+}
+
+/*
+ * Fails every pending request with code and message, ends the stream
+ * with close_code and why, closes the upstream and frees s.
+ */
+static void
+session_end(struct session *s, uint16_t close_code, const char *why,
+    int code, const char *message, const char *outcome)
+{
+	struct pending *p;
+	size_t n;
+
+	if (s->ended)
+		return;
+	while ((p = TAILQ_FIRST(&s->pending.list)) != NULL) {
+		n = session_reply_error(s, p->id, code, message);
+		session_audit(s, p, outcome, n);
+		pending_remove(&s->pending, p);
+	}
+	s->ended = 1;
+	if (s->up != NULL) {
+		s->kind->close(s->up);
+		s->up = NULL;
+	}
+	link_stream_end(s->id, close_code, why);
+	session_destroy(s);
+}
+
+static void session_timeout(lws_sorted_usec_list_t *);
+
+/* Arms the timer for the oldest deadline (or disarms it). */
+static void
+session_arm(struct session *s)
+{
+	uint64_t next = pending_next_deadline(&s->pending), now;
+	struct lws_context *ctx = client_context();
+
+	if (s->gone || ctx == NULL)
+		return;
+	if (next == 0) {
+		lws_sul_cancel(&s->sul);
+		return;
+	}
+	now = now_ms();
+	lws_sul_schedule(ctx, 0, &s->sul, session_timeout,
+	    (lws_usec_t)(next > now ? next - now : 0) * LWS_US_PER_MS);
+}
+
+static void
+session_timeout(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul);
+	struct pending *p, *next;
+	uint64_t now = now_ms();
+	char msg[256], *cancel;
+	json_t *note;
+	size_t n, clen;
+
+	session_hold(s);
+	for (p = TAILQ_FIRST(&s->pending.list); p != NULL && !s->ended;
+	    p = next) {
+		next = TAILQ_NEXT(p, entry);
+		if (p->deadline_ms == 0 || p->deadline_ms > now)
+			continue;
+		snprintf(msg, sizeof(msg), "server %s did not answer %s "
+		    "within %llu ms", s->server, p->method,
+		    (unsigned long long)(p->deadline_ms - p->start_ms));
+		log_info("[%s] %s", s->tag, msg);
+		n = session_reply_error(s, p->id, JRPC_TIMEOUT, msg);
+		/* Tell the server to stop working on it (MCP cancellation). */
+		note = json_pack("{s:s, s:s, s:{s:O, s:s}}", "jsonrpc", "2.0",
+		    "method", "notifications/cancelled", "params", "requestId",
+		    p->id, "reason", "request timed out");
+		if (note != NULL) {
+			cancel = jrpc_dump(note, &clen);
+			(void)session_send_up(s, cancel, clen);
+			free(cancel);
+			json_decref(note);
+		}
+		session_audit(s, p, "timeout", n);
+		pending_remove(&s->pending, p);
+	}
+	session_arm(s);
+	session_release(s);
+}
+
+/* ---- from the agent ---------------------------------------------------- */
+
+static void
+session_agent_request(struct session *s, json_t *m, const void *raw,
+    size_t rawlen)
+{
+	const char *method = json_string_value(json_object_get(m, "method"));
+	const json_t *id = json_object_get(m, "id");
+	const char *tool = NULL;
+	char q1[SESSION_NAME_QUOTE + 8], msg[256], *dumped = NULL;
+	struct pending *p;
+	size_t n, len = rawlen;
+	const void *out = raw;
+	int r;
+
+	if (pending_find(&s->pending, id) != NULL) {
+		session_reply_error(s, id, JRPC_INVALID_REQUEST,
+		    "request id already in use");
+		return;
+	}
+	if (strcmp(method, "tools/call") == 0) {
+		if ((tool = session_call_tool(m)) == NULL) {
+			n = session_reply_error(s, id, JRPC_INVALID_PARAMS,
+			    "tools/call needs params.name");
+			session_audit_now(s, method, NULL, rawlen, "error", n);
+			return;
+		}
+		if (!server_conf_tool_allowed(s->fsc, tool)) {
+			snprintf(msg, sizeof(msg), "tool %s is not allowed on "
+			    "server %s", session_quote(tool, q1, sizeof(q1)),
+			    s->server);
+			log_info("[%s] agent %s: %s", s->tag, s->agent, msg);
+			n = session_reply_error(s, id, JRPC_DENIED, msg);
+			session_audit_now(s, method, tool, rawlen, "denied", n);
+			return;
+		}
+		/*
+		 * The upstream gets exactly what was checked: no parser
+		 * differences over odd escapes or spacing.
+		 */
+		dumped = jrpc_dump(m, &len);
+		out = dumped;
+	}
+	p = pending_add(&s->pending, id, method, tool, now_ms(),
+	    s->fconf->limits.request_timeout_ms, rawlen);
+	if ((r = session_send_up(s, out, len)) != 0) {
+		snprintf(msg, sizeof(msg), "server %s cannot take the request: "
+		    "%s", s->server, r == MT_ECLOSED ? "it is not running" :
+		    mt_strerror(r));
+		n = session_reply_error(s, id, JRPC_UPSTREAM_ERROR, msg);
+		session_audit(s, p, r == MT_ECLOSED ? "upstream_exit" : "error",
+		    n);
+		pending_remove(&s->pending, p);
+	}
+	free(dumped);
+	session_arm(s);
+}
+
+static void
+session_agent_notification(struct session *s, json_t *m, const void *raw,
+    size_t rawlen)
+{
+	const char *method = json_string_value(json_object_get(m, "method"));
+	const json_t *params = json_object_get(m, "params");
+	struct pending *p;
+	int r;
+
+	if (strcmp(method, "tools/call") == 0) {
+		/* A call must be a request, so the filter can answer it. */
+		log_info("[%s] dropped a tools/call without an id", s->tag);
+		return;
+	}
+	if (strcmp(method, "notifications/cancelled") == 0 &&
+	    (p = pending_find(&s->pending,
+	    json_object_get(params, "requestId"))) != NULL) {
+		/* The server need not answer a cancelled request. */
+		session_audit(s, p, "cancelled", 0);
+		pending_remove(&s->pending, p);
+		session_arm(s);
+	}
+	if ((r = session_send_up(s, raw, rawlen)) != 0)
+		log_debug("[%s] notification %s not delivered: %s", s->tag,
+		    method, mt_strerror(r));
+}
+
+/* One message (raw may be NULL: then m is serialised). */
+static void
+session_agent_msg(struct session *s, json_t *m, const void *raw,
+    size_t rawlen)
+{
+	const json_t *id;
+	char *dumped = NULL;
+	int r;
+
+	if (raw == NULL) {
+		dumped = jrpc_dump(m, &rawlen);
+		raw = dumped;
+	}
+	switch (jrpc_classify(m)) {
+	case JRPC_REQUEST:
+		session_agent_request(s, m, raw, rawlen);
+		break;
+	case JRPC_NOTIFICATION:
+		session_agent_notification(s, m, raw, rawlen);
+		break;
+	case JRPC_RESPONSE:
+		/* The agent answering the server (sampling, roots, ping). */
+		if ((r = session_send_up(s, raw, rawlen)) != 0)
+			log_debug("[%s] response not delivered: %s", s->tag,
+			    mt_strerror(r));
+		break;
+	default:
+		id = json_object_get(m, "id");
+		if (json_is_string(id) || json_is_integer(id))
+			session_reply_error(s, id, JRPC_INVALID_REQUEST,
+			    "invalid JSON-RPC 2.0 message");
+		else
+			log_info("[%s] dropped an invalid JSON-RPC message from "
+			    "the agent", s->tag);
+		break;
+	}
+	free(dumped);
+}
+
+/* ---- from the upstream ------------------------------------------------- */
+
+/* Sends a message to the agent; a response too big becomes an error. */
+static size_t
+session_to_agent(struct session *s, const json_t *id, const void *msg,
+    size_t len)
+{
+	char why[128];
+	int r;
+
+	if (s->ended)
+		return 0;
+	r = link_send(s->id, msg, len);
+	if (r == MT_ETOOBIG && id != NULL) {
+		snprintf(why, sizeof(why), "the answer of server %s is too "
+		    "large (%zu bytes)", s->server, len);
+		log_info("[%s] %s", s->tag, why);
+		return session_reply_error(s, id, JRPC_UPSTREAM_ERROR, why);
+	}
+	if (r != 0)
+		log_warnx("[%s] cannot send to the agent: %s", s->tag,
+		    mt_strerror(r));
+	session_check_link(s);
+	return len;
+}
+
+static void
+session_on_message(void *arg, const uint8_t *msg, size_t len)
+{
+	struct session *s = arg;
+	const json_t *id, *err;
+	json_t *m, *result;
+	const char *outcome;
+	struct pending *p;
+	char errtext[160], *dumped = NULL;
+	const void *out = msg;
+	size_t outlen = len;
+
+	if (s->ended)
+		return;
+	session_hold(s);
+	if ((m = jrpc_parse(msg, len, errtext, sizeof(errtext))) == NULL) {
+		log_warnx("[%s] server sent a line that is not JSON (%s); "
+		    "dropped", s->tag, errtext);
+		goto out;
+	}
+	switch (jrpc_classify(m)) {
+	case JRPC_RESPONSE:
+		id = json_object_get(m, "id");
+		if ((p = pending_find(&s->pending, id)) == NULL) {
+			/* Timed out or cancelled already: the agent moved on. */
+			log_debug("[%s] dropped a response to no pending "
+			    "request", s->tag);
+			break;
+		}
+		result = json_object_get(m, "result");
+		err = json_object_get(m, "error");
+		outcome = err != NULL || json_is_true(json_object_get(result,
+		    "isError")) ? "error" : "ok";
+		if (strcmp(p->method, "tools/list") == 0 && result != NULL &&
+		    session_filter_tools(result, s->fsc) > 0) {
+			dumped = jrpc_dump(m, &outlen);
+			out = dumped;
+		}
+		outlen = session_to_agent(s, id, out, outlen);
+		session_audit(s, p, outcome, outlen);
+		pending_remove(&s->pending, p);
+		session_arm(s);
+		break;
+	case JRPC_REQUEST:
+	case JRPC_NOTIFICATION:
+		/* Progress, logging, list_changed, sampling, elicitation... */
+		session_to_agent(s, NULL, msg, len);
+		break;
+	default:
+		log_warnx("[%s] server sent an invalid JSON-RPC message; "
+		    "dropped", s->tag);
+		break;
+	}
+ out:
+	free(dumped);
+	json_decref(m);
+	session_release(s);
+}
+
+static void
+session_on_exit(void *arg, const char *why)
+{
+	struct session *s = arg;
+
+	session_hold(s);
+	log_info("[%s] %s; ending the session", s->tag, why);
+	session_end(s, CLOSE_UPSTREAM, why, JRPC_UPSTREAM_ERROR, why,
+	    "upstream_exit");
+	session_release(s);
+}
+
+static void
+session_on_drain(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->link_paused && !s->ended) {
+		s->link_paused = 0;
+		link_resume(s->id);
+	}
+}
+
+/* ---- what link.c calls ------------------------------------------------- */
+
+static size_t
+session_count(const char *server)
+{
+	const struct session *s;
+	size_t n = 0;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		if (!s->ended && strcmp(s->server, server) == 0)
+			n++;
+	return n;
+}
+
+int
+session_open(uint32_t id, const char *server, const char *agent,
+    const char *const *servers, size_t nservers, struct session **out,
+    char *why, size_t whylen)
+{
+	const struct client_conf *cur = client_conf_current();
+	const struct server_conf *sc;
+	const struct upstream_kind *kind;
+	struct session *s;
+	char q[SESSION_NAME_QUOTE + 8];
+	const char *e;
+	int r;
+
+	if (strcmp(server, "*") == 0) {
+		snprintf(why, whylen, "merged endpoint not supported yet");
+		return CLOSE_NOT_FOUND;
+	}
+	if (cur == NULL || (sc = client_conf_server(cur, server)) == NULL) {
+		snprintf(why, whylen, "unknown server %s",
+		    session_quote(server, q, sizeof(q)));
+		return CLOSE_NOT_FOUND;
+	}
+	if (sc->max_sessions > 0 &&
+	    session_count(sc->name) >= (size_t)sc->max_sessions) {
+		snprintf(why, whylen, "server %s has reached its limit of "
+		    "%lld sessions", sc->name, (long long)sc->max_sessions);
+		return CLOSE_LIMIT;
+	}
+	if ((kind = upstream_kind_for(sc)) == NULL) {
+		snprintf(why, whylen, "server type %s not supported yet",
+		    server_type_name(sc->type));
+		return CLOSE_UPSTREAM;
+	}
+
+	s = xcalloc(1, sizeof(*s));
+	s->id = id;
+	s->server = xstrdup(sc->name);
+	s->agent = xstrdup(agent != NULL ? agent : "");
+	s->tag = xasprintf("%s/%u", sc->name, id);
+	s->conf = session_conf_ref(cur);
+	s->sc = sc;
+	s->fconf = session_conf_ref(cur);
+	s->fsc = sc;
+	s->kind = kind;
+	pending_init(&s->pending);
+	(void)upstream_take_error();
+	if ((r = kind->open(client_vhost(), sc, s->agent, s->tag,
+	    &session_up_ops, s, &s->up)) != 0) {
+		e = upstream_take_error();
+		if (*e != '\0')
+			snprintf(why, whylen, "%s", e);
+		else
+			snprintf(why, whylen, "cannot start server %s: %s",
+			    sc->name, mt_strerror(r));
+		session_free(s);
+		return CLOSE_UPSTREAM;
+	}
+	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	log_info("[%s] session opened for agent %s", s->tag, s->agent);
+	*out = s;
+	return 0;
+}
+
+void
+session_input(struct session *s, const uint8_t *msg, size_t len)
+{
+	char errtext[160];
+	json_t *m;
+	size_t i;
+
+	if (s->ended)
+		return;
+	session_hold(s);
+	if ((m = jrpc_parse(msg, len, errtext, sizeof(errtext))) == NULL) {
+		log_info("[%s] dropped a message from the agent that is not "
+		    "JSON: %s", s->tag, errtext);
+		goto out;
+	}
+	if (json_is_array(m)) {
+		/* A JSON-RPC batch: each member on its own. */
+		for (i = 0; i < json_array_size(m) && !s->ended; i++)
+			session_agent_msg(s, json_array_get(m, i), NULL, 0);
+	} else
+		session_agent_msg(s, m, msg, len);
+	json_decref(m);
+ out:
+	session_release(s);
+}
+
+void
+session_close(struct session *s)
+{
+	struct pending *p;
+
+	if (s->ended)
+		return;
+	/* The agent is gone: nobody to answer, but the calls are logged. */
+	s->ended = 1;
+	while ((p = TAILQ_FIRST(&s->pending.list)) != NULL) {
+		session_audit(s, p, "cancelled", 0);
+		pending_remove(&s->pending, p);
+	}
+	if (s->up != NULL) {
+		s->kind->close(s->up);
+		s->up = NULL;
+	}
+	log_info("[%s] session closed", s->tag);
+	session_destroy(s);
+}
+
+void
+session_drain(struct session *s)
+{
+	if (s->ended || !s->up_paused || s->up == NULL)
+		return;
+	if (link_queued(s->id) <= SESSION_HIGH_WATER) {
+		s->up_paused = 0;
+		s->kind->resume(s->up);
+	}
+}
+
+void
+session_reconfigure(struct session *s, const struct client_conf *conf)
+{
+	const struct server_conf *nsc;
+	char why[128];
+
+	if (s->ended)
+		return;
+	if ((nsc = client_conf_server(conf, s->server)) == NULL) {
+		snprintf(why, sizeof(why), "server %s was removed from the "
+		    "allowlist", s->server);
+		log_info("[%s] %s; ending the session", s->tag, why);
+		session_hold(s);
+		session_end(s, CLOSE_REMOVED, why, JRPC_UNAVAILABLE, why,
+		    "error");
+		session_release(s);
+		return;
+	}
+	/*
+	 * Tool filters and the request timeout apply at once; the upstream
+	 * keeps the settings it was started with (the snapshot in s->conf)
+	 * until reload learns to restart changed servers.
+	 */
+	client_conf_unref(s->fconf);
+	s->fconf = session_conf_ref(conf);
+	s->fsc = nsc;
+}
