@@ -47,15 +47,21 @@ DEPSTAMP := $(DEPS)/lib/libwebsockets.a
 APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \
             libpq-dev libcmocka-dev libyajl-dev openssl ca-certificates \
             xz-utils patch bubblewrap postgresql clang libclang-rt-dev \
-            procps curl
+            procps curl python3
 
 # --- object lists (explicit, by module) --------------------------------
 PROTO_SRCS  := proto/frame.c proto/mux.c
 COMMON_SRCS := common/log.c common/err.c common/xmalloc.c common/buf.c \
                common/conf.c common/token.c common/backoff.c common/util.c \
                common/jsonrpc.c common/u32map.c
-RELAY_SRCS  := relay/main.c relay/relay_conf.c relay/tunnel.c
-CLIENT_SRCS := client/main.c client/client_conf.c client/link.c
+# The daemons' config modules are separate so unit tests and fuzzers can
+# link them without the daemons.
+RELAY_CONF_SRCS  := relay/relay_conf.c
+CLIENT_CONF_SRCS := client/client_conf.c
+RELAY_SRCS  := relay/main.c relay/tunnel.c relay/http.c relay/metrics.c \
+               relay/mcp_route.c $(RELAY_CONF_SRCS)
+CLIENT_SRCS := client/main.c client/link.c client/session.c client/audit.c \
+               client/upstream.c client/up_stdio.c $(CLIENT_CONF_SRCS)
 
 PROTO_OBJS  := $(PROTO_SRCS:%.c=$(B)/%.o)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
@@ -102,13 +108,14 @@ $(RELAY_BIN): $(RELAY_OBJS) $(LIBCOMMON)
 $(CLIENT_BIN): $(CLIENT_OBJS) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $(CLIENT_OBJS) $(LIBCOMMON) $(LIBS)
 
-$(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBS) -lcmocka
+CONF_OBJS := $(RELAY_CONF_SRCS:%.c=$(B)/%.o) $(CLIENT_CONF_SRCS:%.c=$(B)/%.o)
+$(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(CONF_OBJS) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $< $(CONF_OBJS) $(LIBCOMMON) $(LIBS) -lcmocka
 
 # --- fuzzing (clang libFuzzer; a short smoke run is part of make test) ---
-FUZZ_NAMES := frame conf
+FUZZ_NAMES := frame mux conf
 FUZZ_BINS  := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
-FUZZ_SRCS  := $(PROTO_SRCS) $(COMMON_SRCS)
+FUZZ_SRCS  := $(PROTO_SRCS) $(COMMON_SRCS) $(RELAY_CONF_SRCS) $(CLIENT_CONF_SRCS)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \

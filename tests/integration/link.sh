@@ -13,6 +13,7 @@ PORT=$(free_port)
 TOKEN=tun-$(openssl rand -hex 16)
 HASH=$("$RELAY" hash-token "$TOKEN")
 AGENT_HASH=$("$RELAY" hash-token "agent-$(openssl rand -hex 8)")
+OTHER_HASH=$("$RELAY" hash-token "other-$(openssl rand -hex 8)")
 
 expect_match "hash-token prints a SHA-256" '^[0-9a-f]{64}$' "$HASH"
 expect_eq "hash-token reads stdin too" "$HASH" \
@@ -29,7 +30,7 @@ tunnels:
   acme:
     token_sha256: $HASH
   other:
-    token_sha256: $AGENT_HASH
+    token_sha256: $OTHER_HASH
 agents:
   claude:
     token_sha256: $AGENT_HASH
