@@ -112,6 +112,7 @@ struct hconn {
 	char			 set_sid[SESSION_ID_LEN + 1];
 	struct buf		 out;
 	enum metrics_outcome	 outcome;
+	int			 uncounted;	/* /healthz, /metrics */
 
 	lws_sorted_usec_list_t	 sul_timeout;
 	lws_sorted_usec_list_t	 sul_keepalive;
@@ -277,12 +278,18 @@ hc_pressure(struct hconn *hc)
 		return;
 	if (!hc->paused && n > HTTP_PAUSE_AT) {
 		hc->paused = 1;
-		if (s->npaused++ == 0 && s->live)
+		if (s->npaused++ == 0 && s->live) {
+			log_debug("session %s: agent reads slowly (%zu bytes "
+			    "waiting); pausing its stream", short_id(s->id), n);
 			tunnel_stream_pause(s->t, s->stream);
+		}
 	} else if (hc->paused && n < HTTP_RESUME_AT) {
 		hc->paused = 0;
-		if (--s->npaused == 0 && s->live)
+		if (--s->npaused == 0 && s->live) {
+			log_debug("session %s: agent caught up; resuming its "
+			    "stream", short_id(s->id));
 			tunnel_stream_resume(s->t, s->stream);
+		}
 	}
 }
 
@@ -1139,6 +1146,7 @@ hc_infra(struct hconn *hc)
 	char *text;
 	int r;
 
+	hc->uncounted = 1;
 	if (hc->method != HM_GET) {
 		hc->allow = "GET";
 		hc_error(hc, 405, NULL, JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
@@ -1589,7 +1597,8 @@ hc_release(struct hc_slot *slot)
 		hc->outcome = MO_CANCELLED;
 	if (hc->idkey != NULL)
 		metrics_observe_ms(now_ms() - hc->t0_ms);
-	metrics_request(hc->outcome);
+	if (!hc->uncounted)
+		metrics_request(hc->outcome);
 	lws_sul_cancel(&hc->sul_timeout);
 	lws_sul_cancel(&hc->sul_keepalive);
 	buf_free(&hc->body);
