@@ -174,14 +174,21 @@ session_filter_tools(json_t *result, const struct server_conf *sc)
 	return removed;
 }
 
-/* params.name of a tools/call request, or NULL if missing or not text. */
+/*
+ * params.name of a tools/call request, or NULL if missing, not text, or
+ * holding a NUL (checked as C text, it would not be the name the server
+ * reads).
+ */
 static const char *
 session_call_tool(const json_t *msg)
 {
 	const json_t *name;
 
 	name = json_object_get(json_object_get(msg, "params"), "name");
-	return json_is_string(name) ? json_string_value(name) : NULL;
+	if (!json_is_string(name) ||
+	    strlen(json_string_value(name)) != json_string_length(name))
+		return NULL;
+	return json_string_value(name);
 }
 
 /* Copies at most SESSION_NAME_QUOTE printable characters of s to out. */
@@ -472,10 +479,9 @@ session_agent_request(struct session *s, json_t *m, const void *raw,
 	const char *method = json_string_value(json_object_get(m, "method"));
 	const json_t *id = json_object_get(m, "id");
 	const char *tool = NULL;
-	char q1[SESSION_NAME_QUOTE + 8], msg[256], *dumped = NULL;
+	char q1[SESSION_NAME_QUOTE + 8], msg[256];
 	struct pending *p;
-	size_t n, len = rawlen;
-	const void *out = raw;
+	size_t n;
 	int r;
 
 	if (pending_find(&s->pending, id) != NULL) {
@@ -499,16 +505,10 @@ session_agent_request(struct session *s, json_t *m, const void *raw,
 			session_audit_now(s, method, tool, rawlen, "denied", n);
 			return;
 		}
-		/*
-		 * The upstream gets exactly what was checked: no parser
-		 * differences over odd escapes or spacing.
-		 */
-		dumped = jrpc_dump(m, &len);
-		out = dumped;
 	}
 	p = pending_add(&s->pending, id, method, tool, now_ms(),
 	    s->fconf->limits.request_timeout_ms, rawlen);
-	if ((r = session_send_up(s, out, len)) != 0) {
+	if ((r = session_send_up(s, raw, rawlen)) != 0) {
 		snprintf(msg, sizeof(msg), "server %s cannot take the request: "
 		    "%s", s->server, r == MT_ECLOSED ? "it is not running" :
 		    mt_strerror(r));
@@ -517,7 +517,6 @@ session_agent_request(struct session *s, json_t *m, const void *raw,
 		    n);
 		pending_remove(&s->pending, p);
 	}
-	free(dumped);
 	session_arm(s);
 }
 

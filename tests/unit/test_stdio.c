@@ -378,6 +378,31 @@ test_pause_resume(void **state)
 }
 
 static void
+test_pause_bounds_memory(void **state)
+{
+	struct rec r = { 0 };
+	size_t held;
+
+	/* A server that never stops talking, to an agent that is not reading. */
+	mkconf("sh", "-c", "exec yes '{\"jsonrpc\":\"2.0\",\"method\":\"n\"}'",
+	    NULL);
+	assert_int_equal(open_rec(&r), 0);
+	upstream_stdio.pause(r.u);
+	run_until(NULL, 300);
+	held = buf_len(&r.u->rq);
+	assert_int_equal(r.nmsg, 0);
+	run_until(NULL, 300);
+	/* Reading stopped: at most a chunk or two, not everything it wrote. */
+	assert_true(buf_len(&r.u->rq) == held);
+	assert_true(held <= 2 * STDIO_READ_CHUNK);
+	upstream_stdio.resume(r.u);
+	assert_true(run_until_n(&r.nmsg, 1000, 3000));
+	upstream_stdio.close(r.u);
+	assert_true(run_until_reaped(3000));
+	rec_free(&r);
+}
+
+static void
 test_send_backpressure(void **state)
 {
 	struct rec r = { 0 };
@@ -476,6 +501,7 @@ main(void)
 		cmocka_unit_test(test_close_inside_callback),
 		cmocka_unit_test(test_stderr_rate_limit),
 		cmocka_unit_test(test_pause_resume),
+		cmocka_unit_test(test_pause_bounds_memory),
 		cmocka_unit_test(test_send_backpressure),
 		cmocka_unit_test(test_environment),
 		cmocka_unit_test(test_sandbox),
