@@ -73,7 +73,7 @@ RELAY_BIN  := $(B)/mcptun-relay
 CLIENT_BIN := $(B)/mcptun-client
 
 # Unit tests: one cmocka program per module, tests/unit/test_NAME.c.
-UNIT_NAMES := frame mux conf token buf
+UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(sort $(wildcard tests/unit/test_*.c)))
 UNIT_BINS  := $(UNIT_NAMES:%=$(B)/tests/unit/test_%)
 
 .PHONY: all test unit integration fuzz demo bench clean distclean check-deps deps
@@ -109,8 +109,12 @@ $(CLIENT_BIN): $(CLIENT_OBJS) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $(CLIENT_OBJS) $(LIBCOMMON) $(LIBS)
 
 CONF_OBJS := $(RELAY_CONF_SRCS:%.c=$(B)/%.o) $(CLIENT_CONF_SRCS:%.c=$(B)/%.o)
-$(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $(CONF_OBJS) $(LIBCOMMON)
-	$(CC) $(LDFLAGS) -o $@ $< $(CONF_OBJS) $(LIBCOMMON) $(LIBS) -lcmocka
+# Extra objects a unit test links (tests of static helpers #include the .c).
+UNIT_EXTRA_sse := $(B)/client/sse.o
+.SECONDEXPANSION:
+.SECONDARY:
+$(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $$(UNIT_EXTRA_$$*) $(CONF_OBJS) $(LIBCOMMON)
+	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_EXTRA_$*) $(CONF_OBJS) $(LIBCOMMON) $(LIBS) -lcmocka
 
 # --- fuzzing (clang libFuzzer; a short smoke run is part of make test) ---
 FUZZ_NAMES := frame mux conf

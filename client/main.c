@@ -32,6 +32,7 @@ static struct lws_vhost *vhost;
 static const char *conf_path = CLIENT_DEFAULT_CONF;
 static volatile sig_atomic_t got_term, got_hup;
 static int stopping;
+static lws_sorted_usec_list_t sul_tick;
 
 /* Command-line overrides, applied to every load (reloads too). */
 struct override {
@@ -167,6 +168,16 @@ reload(void)
 	cur_conf = c;
 	log_info("reload: %zu server(s) in the allowlist", c->nservers);
 	link_catalog_changed();
+}
+
+/*
+ * While draining at shutdown, wake the loop every 50 ms so the drain
+ * deadline is checked even when no socket has anything to say.
+ */
+static void
+tick(lws_sorted_usec_list_t *sul)
+{
+	lws_sul_schedule(ctx, 0, &sul_tick, tick, 50 * LWS_US_PER_MS);
 }
 
 static void
@@ -350,9 +361,13 @@ main(int argc, char **argv)
 		if (lws_service(ctx, 0) < 0)
 			break;
 	}
+	/* Give goodbyes (GOAWAY, CLOSE, error answers) a moment to leave. */
+	tick(NULL);
 	deadline = now_ms() + 1000;
 	for (n = 0; n < 200 && now_ms() < deadline; n++)
-		lws_service(ctx, 10);
+		if (lws_service(ctx, 0) < 0)
+			break;
+	lws_sul_cancel(&sul_tick);
 	link_free();
 	lws_context_destroy(ctx);
 	ctx = NULL;

@@ -31,6 +31,7 @@ static struct lws_context *ctx;
 static const char *conf_path = RELAY_DEFAULT_CONF;
 static volatile sig_atomic_t got_term, got_hup;
 static int stopping;
+static lws_sorted_usec_list_t sul_tick;
 
 const struct relay_conf *
 relay_conf_current(void)
@@ -154,6 +155,16 @@ reload(void)
 	tunnel_configure(c);
 	log_info("reload: %zu tunnel(s), %zu agent(s)", c->ntunnels,
 	    c->nagents);
+}
+
+/*
+ * While draining at shutdown, wake the loop every 50 ms so the drain
+ * deadline is checked even when no socket has anything to say.
+ */
+static void
+tick(lws_sorted_usec_list_t *sul)
+{
+	lws_sul_schedule(ctx, 0, &sul_tick, tick, 50 * LWS_US_PER_MS);
 }
 
 static void
@@ -337,10 +348,13 @@ main(int argc, char **argv)
 		if (lws_service(ctx, 0) < 0)
 			break;
 	}
-	/* Give GOAWAY and the agents' error answers a moment to leave. */
+	/* Give goodbyes (GOAWAY, CLOSE, error answers) a moment to leave. */
+	tick(NULL);
 	deadline = now_ms() + 1000;
 	for (n = 0; n < 200 && now_ms() < deadline; n++)
-		lws_service(ctx, 10);
+		if (lws_service(ctx, 0) < 0)
+			break;
+	lws_sul_cancel(&sul_tick);
 	tunnel_free_all();
 	lws_context_destroy(ctx);
 	ctx = NULL;
