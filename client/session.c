@@ -441,6 +441,7 @@ session_timeout(lws_sorted_usec_list_t *sul)
 	char msg[256], *cancel;
 	json_t *note;
 	size_t n, clen;
+	uint64_t ms;
 
 	session_hold(s);
 	for (p = TAILQ_FIRST(&s->pending.list); p != NULL && !s->ended;
@@ -448,9 +449,15 @@ session_timeout(lws_sorted_usec_list_t *sul)
 		next = TAILQ_NEXT(p, entry);
 		if (p->deadline_ms == 0 || p->deadline_ms > now)
 			continue;
-		snprintf(msg, sizeof(msg), "server %s did not answer %s "
-		    "within %llu ms", s->server, p->method,
-		    (unsigned long long)(p->deadline_ms - p->start_ms));
+		ms = p->deadline_ms - p->start_ms;
+		if (ms % 1000 == 0)
+			snprintf(msg, sizeof(msg), "server %s did not answer %s "
+			    "within %llu s", s->server, p->method,
+			    (unsigned long long)(ms / 1000));
+		else
+			snprintf(msg, sizeof(msg), "server %s did not answer %s "
+			    "within %llu ms", s->server, p->method,
+			    (unsigned long long)ms);
 		log_info("[%s] %s", s->tag, msg);
 		n = session_reply_error(s, p->id, JRPC_TIMEOUT, msg);
 		/* Tell the server to stop working on it (MCP cancellation). */

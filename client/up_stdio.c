@@ -170,7 +170,8 @@ stdio_fail(struct upstream *u, int fatal, const char *fmt, ...)
 	u->fatal = fatal;
 	if (fatal && u->wsi[STDIO_OUT] != NULL)
 		lws_rx_flow_control(u->wsi[STDIO_OUT], 0);
-	log_info("[%s] %s", u->tag, u->why);
+	/* The owner logs why when on_exit reaches it. */
+	log_debug("[%s] %s", u->tag, u->why);
 	stdio_kick(u);
 }
 
