@@ -109,6 +109,7 @@ struct hconn {
 	int			 www_auth;	/* 1 missing, 2 invalid token */
 	const char		*allow;
 	int			 preflight;
+	int			 retry_after;	/* seconds, 0 = none */
 	char			 set_sid[SESSION_ID_LEN + 1];
 	struct buf		 out;
 	enum metrics_outcome	 outcome;
@@ -327,14 +328,22 @@ static void
 hc_error(struct hconn *hc, int status, const json_t *id, int code,
     enum metrics_outcome o, const char *fmt, ...)
 {
-	char msg[512], *text;
+	char msg[512], peer[64] = "?", *text;
 	va_list ap;
 	size_t len;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_debug("http: %d %s", status, msg);
+	if (status == 401 || status == 403) {
+		/* Refusals are worth a line: who knocked (never the token). */
+		lws_get_peer_simple(hc->wsi, peer, sizeof(peer));
+		log_info("http: %d for %s%s%s from %s: %s", status,
+		    hc->route.tunnel[0] != '\0' ? hc->route.tunnel : "-",
+		    hc->route.server[0] != '\0' ? "/" : "", hc->route.server,
+		    peer, msg);
+	} else
+		log_debug("http: %d %s", status, msg);
 	text = jrpc_error_text(id, code, msg, &len);
 	hc_respond(hc, status, "application/json", text, len, o);
 	free(text);
@@ -884,6 +893,7 @@ hc_initialize(struct hconn *hc, json_t *msg)
 		goto out;
 	}
 	if (!tunnel_online(t)) {
+		hc->retry_after = 5;
 		hc_error(hc, 503, NULL, JRPC_UNAVAILABLE, MO_UNAVAILABLE,
 		    "tunnel \"%s\" is offline: its client is not connected",
 		    hc->route.tunnel);
@@ -949,11 +959,12 @@ hc_initialize(struct hconn *hc, json_t *msg)
 	    hc->route.kind == MCP_PATH_MERGED ? servers : NULL, nserv,
 	    &mcps_ops, s, &s->stream);
 	if (r != 0) {
-		if (r == MT_ECLOSED)
+		if (r == MT_ECLOSED) {
+			hc->retry_after = 5;
 			hc_error(hc, 503, NULL, JRPC_UNAVAILABLE, MO_UNAVAILABLE,
 			    "tunnel \"%s\" is offline: its client is not "
 			    "connected", hc->route.tunnel);
-		else
+		} else
 			hc_error(hc, 503, NULL, JRPC_UNAVAILABLE, MO_LIMITED,
 			    "cannot open a stream on tunnel \"%s\": %s",
 			    hc->route.tunnel, mt_strerror(r));
@@ -1023,6 +1034,7 @@ hc_post(struct hconn *hc)
 	enum jrpc_kind kind;
 	struct mcps *s;
 	json_t *msg;
+	size_t queued;
 	int r;
 
 	metrics_bytes(MD_FROM_AGENTS, buf_len(&hc->body));
@@ -1068,6 +1080,34 @@ hc_post(struct hconn *hc)
 		hc_error(hc, 400, json_object_get(msg, "id"),
 		    JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
 		    "Bad Request: this session is already initialized");
+		goto out;
+	}
+	/*
+	 * The mux leaves backpressure towards the client to us: refuse what
+	 * would queue more than queue_limit on the stream.  While the link
+	 * is down that means the session cannot catch up, so it ends
+	 * (PROTOCOL.md, "Resumption"); with the link up the client is only
+	 * slow, so the agent is told to retry.
+	 */
+	queued = tunnel_stream_queued(s->t, s->stream);
+	if (conf->limits.queue_limit > 0 &&
+	    queued + buf_len(&hc->body) > conf->limits.queue_limit) {
+		if (!tunnel_online(s->t)) {
+			mcps_kill(s, CLOSE_LIMIT, JRPC_UNAVAILABLE, 503,
+			    MO_LIMITED, "too much was queued while the "
+			    "tunnel's client was offline (queue_limit)");
+			hc_error(hc, 404, json_object_get(msg, "id"),
+			    JRPC_SESSION_ENDED, MO_LIMITED, "Session not found: "
+			    "it ended because too much was queued while the "
+			    "tunnel's client was offline; send initialize for a "
+			    "new one");
+		} else {
+			hc->retry_after = 1;
+			hc_error(hc, 503, json_object_get(msg, "id"),
+			    JRPC_UNAVAILABLE, MO_LIMITED, "the tunnel is "
+			    "congested: %zu bytes wait for its client "
+			    "(queue_limit); retry shortly", queued);
+		}
 		goto out;
 	}
 	if (kind != JRPC_REQUEST) {
@@ -1490,6 +1530,12 @@ hc_write_headers(struct hconn *hc)
 	}
 	if (hc->allow != NULL)
 		H("allow:", hc->allow);
+	if (hc->retry_after > 0) {
+		char ra[16];
+
+		snprintf(ra, sizeof(ra), "%d", hc->retry_after);
+		H("retry-after:", ra);
+	}
 	if (hc->sse) {
 		H("cache-control:", "no-cache");
 		H("x-accel-buffering:", "no");
