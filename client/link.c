@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/x509_crt.h>
 
 #include "client/client.h"
 #include "client/client_conf.h"
@@ -24,6 +27,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/token.h"
 #include "common/u32map.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -559,6 +563,56 @@ link_receive(struct lws *wsi, const void *in, size_t len)
 	return 0;
 }
 
+/*
+ * Checks the relay certificate's public key against relay.pin_sha256
+ * (SHA-256 of the DER SubjectPublicKeyInfo, as HPKP and curl's
+ * --pinnedpubkey use).  Called before the handshake headers go out, so a
+ * relay with a CA-valid certificate but the wrong key never sees the
+ * token.  Returns 0 if there is no pin or it matches.
+ */
+static int
+link_check_pin(struct lws *wsi)
+{
+	const struct client_conf *c = client_conf_current();
+	union lws_tls_cert_info_results *r = NULL;
+	mbedtls_x509_crt crt;
+	unsigned char spki[2048], h[32];
+	size_t cap = 8192;
+	int n, rc = -1;
+
+	if (!c->relay.has_pin)
+		return 0;
+	mbedtls_x509_crt_init(&crt);
+	r = xmalloc(sizeof(*r) + cap);
+	if (lws_tls_peer_cert_info(wsi, LWS_TLS_CERT_INFO_DER_RAW, r,
+	    cap + sizeof(r->ns.name)) != 0) {
+		log_warnx("relay pin: cannot read the relay's certificate");
+		goto out;
+	}
+	if (mbedtls_x509_crt_parse_der(&crt, (const unsigned char *)r->ns.name,
+	    (size_t)r->ns.len) != 0) {
+		log_warnx("relay pin: cannot parse the relay's certificate");
+		goto out;
+	}
+	/* mbedtls writes the DER at the end of the buffer. */
+	n = mbedtls_pk_write_pubkey_der(&crt.pk, spki, sizeof(spki));
+	if (n <= 0 || mbedtls_sha256(spki + sizeof(spki) - n, (size_t)n, h,
+	    0) != 0) {
+		log_warnx("relay pin: cannot hash the relay's public key");
+		goto out;
+	}
+	if (!ct_equal(h, c->relay.pin, sizeof(h))) {
+		log_errorx("relay pin: the relay's public key does not match "
+		    "relay.pin_sha256; refusing to send the token");
+		goto out;
+	}
+	rc = 0;
+ out:
+	mbedtls_x509_crt_free(&crt);
+	free(r);
+	return rc;
+}
+
 static int
 link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
@@ -571,6 +625,8 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		c = client_conf_current();
+		if (lws_is_ssl(wsi) && link_check_pin(wsi) != 0)
+			return -1;
 		p = (unsigned char **)in;
 		end = (*p) + len;
 		snprintf(hdr, sizeof(hdr), "Bearer %s", c->relay.token);

@@ -280,6 +280,17 @@ main(int argc, char **argv)
 	log_init("relay", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	if ((cur_conf = load_conf(conf_path, listen)) == NULL)
 		return 1;
+	if (cur_conf->tls.client_ca != NULL) {
+		/*
+		 * lws' mbedTLS glue can only require client certificates of
+		 * every TLS peer, agents included; mTLS for tunnel links
+		 * needs a listener of its own, which is not built yet.
+		 */
+		log_errorx("%s: tls.client_ca (mTLS for tunnel links) is not "
+		    "supported yet; remove it", conf_path);
+		relay_conf_unref(cur_conf);
+		return 1;
+	}
 	if (check) {
 		printf("%s: configuration OK (%zu tunnel(s), %zu agent(s))\n",
 		    conf_path, cur_conf->ntunnels, cur_conf->nagents);

@@ -178,11 +178,32 @@ else
 	not_ok "client links through the proxy"
 fi
 
+# --- SPKI pin -----------------------------------------------------------------
+PIN=$(openssl x509 -in "$CERTS/server.crt" -pubkey -noout |
+    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+WRONGPIN=$(openssl x509 -in "$CERTS/wrong-host.crt" -pubkey -noout |
+    openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64)
+{ client_conf "$TOKEN" "$CERTS/ca.crt"; } | sed "s|^  ca_file: .*|&\n  pin_sha256: $PIN|" >"$T/client-pin.yaml"
+{ client_conf "$TOKEN" "$CERTS/ca.crt"; } | sed "s|^  ca_file: .*|&\n  pin_sha256: $WRONGPIN|" >"$T/client-badpin.yaml"
+start_bg pin "$CLIENT" -c "$T/client-pin.yaml"
+check "client with the right SPKI pin links" wait_log "$T/pin.log" 'link to .* up' 10
+stop_bg pin
+start_bg badpin "$CLIENT" -c "$T/client-badpin.yaml"
+check "client with a wrong SPKI pin refuses" wait_log "$T/badpin.log" 'does not match relay.pin_sha256' 10
+if grep -q 'link to .* up' "$T/badpin.log"; then not_ok "wrong pin never links"; else ok "wrong pin never links"; fi
+stop_bg badpin
+
 # --- SIGTERM: clean exit -------------------------------------------------
 stop_bg pclient; rc=$?
 expect_eq "client exits 0 on SIGTERM" 0 "$rc"
 stop_bg relay4; rc=$?
 expect_eq "relay exits 0 on SIGTERM" 0 "$rc"
+
+# --- mTLS is refused clearly until it is built --------------------------------
+sed "s|^  key: .*|&\n  client_ca: $CERTS/ca.crt|" "$T/relay.yaml" >"$T/relay-mtls.yaml"
+out=$("$RELAY" -n -c "$T/relay-mtls.yaml" 2>&1); rc=$?
+expect_eq "tls.client_ca is refused, not silently ignored" 1 "$rc"
+expect_match "and the refusal says why" 'client_ca .*not supported yet' "$out"
 
 san_check_logs
 finish
