@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/audit.h"
 #include "client/client.h"
 #include "client/client_conf.h"
 #include "client/up_stdio.h"
@@ -166,6 +167,7 @@ reload(void)
 	/* Sessions hold their own references to the old snapshot. */
 	client_conf_unref(cur_conf);
 	cur_conf = c;
+	audit_reopen();
 	log_info("reload: %zu server(s) in the allowlist", c->nservers);
 	link_catalog_changed();
 }
@@ -369,7 +371,9 @@ main(int argc, char **argv)
 			break;
 	lws_sul_cancel(&sul_tick);
 	link_free();
+	stdio_shutdown();
 	lws_context_destroy(ctx);
+	audit_close();
 	ctx = NULL;
 	client_conf_unref(cur_conf);
 	free_secret(token);
