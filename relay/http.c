@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -1346,6 +1347,30 @@ hc_delete(struct hconn *hc)
 	hc_respond(hc, 204, NULL, NULL, 0, MO_OK);
 }
 
+/*
+ * lws does not answer "Expect: 100-continue" (curl sends it for bodies
+ * over 1 MiB and then waits a second): say so ourselves once the body is
+ * wanted.  Refusals before this point are final answers instead, which
+ * the client takes as "do not send the body".
+ */
+static void
+hc_continue(struct hconn *hc)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	uint8_t buf[LWS_PRE + sizeof(cont)];
+	char *expect;
+
+	if ((expect = hdr_dup(hc->wsi, WSI_TOKEN_HTTP_EXPECT)) == NULL)
+		return;
+	if (strcasecmp(expect, "100-continue") == 0) {
+		memcpy(buf + LWS_PRE, cont, sizeof(cont) - 1);
+		if (lws_write(hc->wsi, buf + LWS_PRE, sizeof(cont) - 1,
+		    LWS_WRITE_RAW) < 0)
+			log_debug("http: cannot write 100 Continue");
+	}
+	free(expect);
+}
+
 /* POST headers: decide what can be decided before the body arrives. */
 static void
 hc_post_headers(struct hconn *hc, const struct relay_conf *conf, char *accept)
@@ -1401,6 +1426,7 @@ hc_post_headers(struct hconn *hc, const struct relay_conf *conf, char *accept)
 	buf_init(&hc->body, (size_t)conf->limits.max_body);
 	/* lws calls BODY_COMPLETION even for an explicit zero length. */
 	hc->state = HC_BODY;
+	hc_continue(hc);
 }
 
 /* LWS_CALLBACK_HTTP: a request's headers are in. */
