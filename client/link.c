@@ -652,6 +652,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		L.closing = 0;
 		L.last_rx_ms = now_ms();
 		c = client_conf_current();
+		buf_free(&L.rx);
 		buf_init(&L.rx, FRAME_HDR_LEN + (c->limits.chunk >
 		    FRAME_MAX_CONTROL ? c->limits.chunk : FRAME_MAX_CONTROL));
 		log_debug("connected to %s; sending HELLO", L.url);
