@@ -338,6 +338,10 @@ main(int argc, char **argv)
 		log_warnx("serving WITHOUT TLS (insecure_plaintext): only "
 		    "behind a TLS-terminating proxy or for tests");
 	info.max_http_header_data = 8192;
+	/* lws' default of 4 caps how many agents can be mid-headers at once. */
+	info.max_http_header_pool = 64;
+	/* Bigger service buffer: fewer, larger writes for big answers. */
+	info.pt_serv_buf_size = 64 * 1024;
 	info.timeout_secs = 20;
 	info.ka_time = 60;
 	info.ka_probes = 3;
