@@ -61,7 +61,8 @@ CLIENT_CONF_SRCS := client/client_conf.c
 RELAY_SRCS  := relay/main.c relay/tunnel.c relay/http.c relay/metrics.c \
                relay/mcp_route.c $(RELAY_CONF_SRCS)
 CLIENT_SRCS := client/main.c client/link.c client/session.c client/audit.c \
-               client/upstream.c client/up_stdio.c $(CLIENT_CONF_SRCS)
+               client/upstream.c client/up_stdio.c client/merge.c \
+               client/merge_names.c $(CLIENT_CONF_SRCS)
 
 PROTO_OBJS  := $(PROTO_SRCS:%.c=$(B)/%.o)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
@@ -116,6 +117,13 @@ UNIT_EXTRA_sse := $(B)/client/sse.o
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $$(UNIT_EXTRA_$$*) $(CONF_OBJS) $(LIBCOMMON)
 	$(CC) $(LDFLAGS) -o $@ $< $(UNIT_EXTRA_$*) $(CONF_OBJS) $(LIBCOMMON) $(LIBS) -lcmocka
 
+# Test helpers built from tests/tools (small programs the integration tests
+# run as upstreams).
+TOOL_BINS := $(B)/tests/tools/echo_upstream
+$(B)/tests/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -ljansson
+
 # --- fuzzing (clang libFuzzer; a short smoke run is part of make test) ---
 FUZZ_NAMES := frame mux conf
 FUZZ_BINS  := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
@@ -129,7 +137,7 @@ fuzz: $(FUZZ_BINS)
 # --- tests --------------------------------------------------------------
 # tests/run.sh runs every suite, each test in its own process with a time
 # limit, and prints the one summary line.
-test: all $(UNIT_BINS) $(FUZZ_BINS)
+test: all $(UNIT_BINS) $(FUZZ_BINS) $(TOOL_BINS)
 	@B=$(B) SAN=$(SAN) sh tests/run.sh
 
 demo: all

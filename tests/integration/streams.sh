@@ -1,0 +1,109 @@
+#!/bin/sh
+# Streams over the link (issue: the tunnel link): thousands of short
+# sessions and a few large transfers interleave with byte-exact payloads;
+# a link that drops and comes back loses no call (resumption); GOAWAY at
+# relay shutdown.
+: "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$MCPTUN_TOP/tests/lib/common.sh"
+. "$MCPTUN_TOP/tests/lib/certs.sh"
+. "$MCPTUN_TOP/tests/lib/node.sh"
+require_node "streams"
+
+ECHO=$MCPTUN_TOP/$B/tests/tools/echo_upstream
+[ -x "$ECHO" ] || { not_ok "echo upstream built" "$ECHO missing"; finish; }
+
+make_test_ca "$T/pki" >/dev/null
+PORT=$(free_port)
+PPORT=$(free_port)
+TOKEN=tun-$(openssl rand -hex 16)
+ATOKEN=agent-$(openssl rand -hex 16)
+cat >"$T/relay.yaml" <<EOF
+listen: 127.0.0.1:$PORT
+tls: {cert: $CERTS/server.crt, key: $CERTS/server.key}
+tunnels:
+  acme: {token_sha256: $("$RELAY" hash-token "$TOKEN")}
+agents:
+  bot: {token_sha256: $("$RELAY" hash-token "$ATOKEN"), allow: ["acme/*"]}
+limits:
+  sessions_per_agent: 4000
+  sessions_per_tunnel: 4000
+  streams_per_link: 4096
+  resume_grace: 20s
+  ping_interval: 2s
+  ping_timeout: 2s
+EOF
+# The client reaches the relay through a TCP proxy the test can kill.
+cat >"$T/client.yaml" <<EOF
+relay:
+  url: wss://localhost:$PPORT/tunnel
+  tunnel: acme
+  token: $TOKEN
+  ca_file: $CERTS/ca.crt
+limits:
+  reconnect_min: 200ms
+  reconnect_max: 1s
+  resume_grace: 20s
+servers:
+  echo:
+    command: $ECHO
+    max_sessions: 4000
+EOF
+
+start_bg relay "$RELAY" -c "$T/relay.yaml"
+wait_port "$PORT" 10
+start_bg proxy node "$MCPTUN_TOP/tests/node/tcp-proxy.mjs" "$PPORT" "$PORT"
+wait_port "$PPORT" 10
+start_bg client "$CLIENT" -c "$T/client.yaml"
+check "link up" wait_log "$T/relay.log" 'tunnel acme: link up' 10
+URL=https://localhost:$PORT/mcp/acme/echo
+
+# --- many short streams and a few large ones -----------------------------
+NSHORT=2000
+[ "$SAN" = 1 ] && NSHORT=500
+out=$(NODE_EXTRA_CA_CERTS=$CERTS/ca.crt timeout $((300 * TSCALE)) node \
+    "$NODE_DIR/stress.mjs" "$URL" "$ATOKEN" "$NSHORT" 3 16 4194304 2>&1); rc=$?
+echo "# stress: $out"
+expect_eq "$NSHORT short sessions and 3x3 4 MiB transfers, byte-exact" 0 "$rc"
+expect_match "every short echo matched" "\"short_ok\":$NSHORT,\"short_bad\":0" "$out"
+expect_match "every 4 MiB blob matched" '"large_ok":9,"large_bad":0' "$out"
+# (pgrep -x matches the process name, not this shell's command line.)
+check "every upstream process was reaped" sh -c \
+    "sleep 3; ! pgrep -x echo_upstream >/dev/null || { sleep 5; ! pgrep -x echo_upstream >/dev/null; }"
+
+# --- resumption: a dropped link loses no call ------------------------------
+# The agent calls, waits while the link is cut, calls during the gap, and
+# calls again after it is back; all three must be answered.
+cat >"$T/resume.json" <<'EOF'
+[
+ {"op": "callTool", "name": "echo", "args": {"message": "before"}, "label": "before"},
+ {"op": "sleep", "ms": 1500},
+ {"op": "callTool", "name": "echo", "args": {"message": "during"}, "label": "during"},
+ {"op": "callTool", "name": "echo", "args": {"message": "after"}, "label": "after"}
+]
+EOF
+agent --url "$URL" --token "$ATOKEN" --ca "$CERTS/ca.crt" --timeout 30000 \
+    "$T/resume.json" >"$T/resume.out" 2>"$T/resume.err" &
+apid=$!
+wait_log "$T/client.log" 'stream [0-9]+: agent bot opened server echo' 10 ||
+    sleep 1
+sleep 0.5
+stop_bg proxy KILL
+check "client sees the link drop" wait_log "$T/client.log" 'link to .* closed' 5
+sleep 2.5	# the "during" call is sent while the link is down
+start_bg proxy2 node "$MCPTUN_TOP/tests/node/tcp-proxy.mjs" "$PPORT" "$PORT"
+wait_port "$PPORT" 10
+wait $apid; rc=$?
+cat "$T/resume.out" | sed 's/^/# /'
+expect_eq "agent session survives the drop" 0 "$rc"
+for w in before during after; do
+	expect_match "call '$w' answered" "\"label\":\"$w\".*\"text\":\"$w\"" \
+	    "$(grep "\"label\":\"$w\"" "$T/resume.out")"
+done
+check "relay logs the resumed session" grep -q 'link up, .* 1 session(s) resumed' "$T/relay.log"
+
+# --- GOAWAY: relay shutdown tells the client -------------------------------
+stop_bg relay
+check "client hears GOAWAY on relay shutdown" grep -q 'relay going away' "$T/client.log"
+
+san_check_logs
+finish
