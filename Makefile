@@ -53,7 +53,7 @@ APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \
 PROTO_SRCS  := proto/frame.c proto/mux.c
 COMMON_SRCS := common/log.c common/err.c common/xmalloc.c common/buf.c \
                common/conf.c common/token.c common/backoff.c common/util.c \
-               common/jsonrpc.c common/u32map.c
+               common/jsonrpc.c common/u32map.c common/daemon.c
 # The daemons' config modules are separate so unit tests and fuzzers can
 # link them without the daemons.
 RELAY_CONF_SRCS  := relay/relay_conf.c

@@ -9,16 +9,15 @@
 #include <libwebsockets.h>
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "client/audit.h"
 #include "client/client.h"
 #include "client/client_conf.h"
 #include "client/up_stdio.h"
+#include "common/daemon.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -31,9 +30,7 @@ static struct client_conf *cur_conf;
 static struct lws_context *ctx;
 static struct lws_vhost *vhost;
 static const char *conf_path = CLIENT_DEFAULT_CONF;
-static volatile sig_atomic_t got_term, got_hup;
 static int stopping;
-static lws_sorted_usec_list_t sul_tick;
 
 /* Command-line overrides, applied to every load (reloads too). */
 struct override {
@@ -88,16 +85,6 @@ usage(FILE *f)
 "Signals: SIGHUP reloads the allowlist; SIGTERM/SIGINT shut down.\n");
 }
 
-static void
-log_err_lines(char *err)
-{
-	char *line, *save = NULL;
-
-	for (line = strtok_r(err, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save))
-		log_errorx("%s", line);
-}
-
 /* Reads a token file (one line); NULL and a log line on failure. */
 static char *
 read_token_file(const char *path)
@@ -146,7 +133,7 @@ load_conf(const char *path)
 		goto fail;
 	return c;
  fail:
-	log_err_lines(err);
+	daemon_log_lines(err);
 	client_conf_unref(c);
 	return NULL;
 }
@@ -172,26 +159,6 @@ reload(void)
 	link_catalog_changed();
 }
 
-/*
- * While draining at shutdown, wake the loop every 50 ms so the drain
- * deadline is checked even when no socket has anything to say.
- */
-static void
-tick(lws_sorted_usec_list_t *sul)
-{
-	lws_sul_schedule(ctx, 0, &sul_tick, tick, 50 * LWS_US_PER_MS);
-}
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGHUP)
-		got_hup = 1;
-	else
-		got_term = 1;
-	if (ctx != NULL)
-		lws_cancel_service(ctx);
-}
 
 static int
 ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -199,11 +166,9 @@ ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	if (reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED)
 		return 0;
-	if (got_hup) {
-		got_hup = 0;
+	if (daemon_take_hup())
 		reload();
-	}
-	if (got_term && !stopping) {
+	if (daemon_term_requested() && !stopping) {
 		stopping = 1;
 		log_info("shutting down");
 		link_stop();
@@ -211,18 +176,6 @@ ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return 0;
 }
 
-static void
-lws_log_emit(int level, const char *line)
-{
-	size_t n = strlen(line);
-
-	while (n > 0 && line[n - 1] == '\n')
-		n--;
-	if (level & LLL_ERR)
-		log_warnx("lws: %.*s", (int)n, line);
-	else
-		log_debug("lws: %.*s", (int)n, line);
-}
 
 static void
 add_override(const char *key, const char *value)
@@ -252,10 +205,8 @@ main(int argc, char **argv)
 	};
 	struct lws_protocols protocols[4];
 	struct lws_context_creation_info info;
-	struct sigaction sa;
 	char *token = NULL;
-	int check = 0, verbose = 0, ch, n;
-	uint64_t deadline;
+	int check = 0, verbose = 0, ch;
 
 	while ((ch = getopt_long(argc, argv, "c:nvhV", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -316,17 +267,9 @@ main(int argc, char **argv)
 	if (!verbose)
 		log_set_level((enum log_level)cur_conf->log_level);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	daemon_signals(&ctx);
 
-	lws_set_log_level(verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE) :
-	    LLL_ERR, lws_log_emit);
+	daemon_lws_logging(verbose);
 
 	memset(protocols, 0, sizeof(protocols));
 	protocols[0] = link_protocol;
@@ -363,13 +306,7 @@ main(int argc, char **argv)
 		if (lws_service(ctx, 0) < 0)
 			break;
 	}
-	/* Give goodbyes (GOAWAY, CLOSE, error answers) a moment to leave. */
-	tick(NULL);
-	deadline = now_ms() + 1000;
-	for (n = 0; n < 200 && now_ms() < deadline; n++)
-		if (lws_service(ctx, 0) < 0)
-			break;
-	lws_sul_cancel(&sul_tick);
+	daemon_drain(ctx, 1000);
 	link_free();
 	stdio_shutdown();
 	lws_context_destroy(ctx);

@@ -8,14 +8,12 @@
  */
 #include <libwebsockets.h>
 
-#include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "common/daemon.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/token.h"
@@ -29,9 +27,7 @@
 static struct relay_conf *cur_conf;
 static struct lws_context *ctx;
 static const char *conf_path = RELAY_DEFAULT_CONF;
-static volatile sig_atomic_t got_term, got_hup;
 static int stopping;
-static lws_sorted_usec_list_t sul_tick;
 
 const struct relay_conf *
 relay_conf_current(void)
@@ -123,13 +119,7 @@ load_conf(const char *path, const char *listen)
 	return c;
  fail:
 	/* err holds one "file:line:col: message" line per problem. */
-	{
-		char *line, *save = NULL;
-
-		for (line = strtok_r(err, "\n", &save); line != NULL;
-		    line = strtok_r(NULL, "\n", &save))
-			log_errorx("%s", line);
-	}
+	daemon_log_lines(err);
 	relay_conf_unref(c);
 	return NULL;
 }
@@ -157,26 +147,6 @@ reload(void)
 	    c->nagents);
 }
 
-/*
- * While draining at shutdown, wake the loop every 50 ms so the drain
- * deadline is checked even when no socket has anything to say.
- */
-static void
-tick(lws_sorted_usec_list_t *sul)
-{
-	lws_sul_schedule(ctx, 0, &sul_tick, tick, 50 * LWS_US_PER_MS);
-}
-
-static void
-on_signal(int sig)
-{
-	if (sig == SIGHUP)
-		got_hup = 1;
-	else
-		got_term = 1;
-	if (ctx != NULL)
-		lws_cancel_service(ctx);
-}
 
 /* Protocol 2 only exists to hear lws_cancel_service() from the handler. */
 static int
@@ -185,11 +155,9 @@ ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	if (reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED)
 		return 0;
-	if (got_hup) {
-		got_hup = 0;
+	if (daemon_take_hup())
 		reload();
-	}
-	if (got_term && !stopping) {
+	if (daemon_term_requested() && !stopping) {
 		stopping = 1;
 		log_info("shutting down: telling clients to reconnect");
 		tunnel_shutdown();
@@ -212,18 +180,6 @@ tunnel_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return tunnel_callback(wsi, (int)reason, user, in, len);
 }
 
-static void
-lws_log_emit(int level, const char *line)
-{
-	size_t n = strlen(line);
-
-	while (n > 0 && line[n - 1] == '\n')
-		n--;
-	if (level & LLL_ERR)
-		log_warnx("lws: %.*s", (int)n, line);
-	else
-		log_debug("lws: %.*s", (int)n, line);
-}
 
 int
 main(int argc, char **argv)
@@ -239,10 +195,8 @@ main(int argc, char **argv)
 	};
 	struct lws_protocols protocols[4];
 	struct lws_context_creation_info info;
-	struct sigaction sa;
 	const char *listen = NULL;
-	int check = 0, verbose = 0, ch, n;
-	uint64_t deadline;
+	int check = 0, verbose = 0, ch;
 
 	if (argc > 1 && strcmp(argv[1], "hash-token") == 0)
 		return cmd_hash_token(argc - 1, argv + 1);
@@ -300,17 +254,9 @@ main(int argc, char **argv)
 	if (!verbose)
 		log_set_level((enum log_level)cur_conf->log_level);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	daemon_signals(&ctx);
 
-	lws_set_log_level(verbose ? (LLL_ERR | LLL_WARN | LLL_NOTICE) :
-	    LLL_ERR, lws_log_emit);
+	daemon_lws_logging(verbose);
 
 	memset(protocols, 0, sizeof(protocols));
 	protocols[0].name = "http";
@@ -363,13 +309,7 @@ main(int argc, char **argv)
 		if (lws_service(ctx, 0) < 0)
 			break;
 	}
-	/* Give goodbyes (GOAWAY, CLOSE, error answers) a moment to leave. */
-	tick(NULL);
-	deadline = now_ms() + 1000;
-	for (n = 0; n < 200 && now_ms() < deadline; n++)
-		if (lws_service(ctx, 0) < 0)
-			break;
-	lws_sul_cancel(&sul_tick);
+	daemon_drain(ctx, 1000);
 	tunnel_free_all();
 	lws_context_destroy(ctx);
 	ctx = NULL;
