@@ -20,6 +20,7 @@ struct lws_context;
 struct lws_protocols;
 struct lws_vhost;
 struct client_conf;
+struct server_conf;
 struct session;
 
 /* The current config snapshot (never NULL while running). */
@@ -57,20 +58,38 @@ int link_is_up(void);
 /* ---- session.c: what link.c uses ---------------------------------------- */
 
 /*
- * The relay opened stream id for agent to server (or "*" with servers[]
- * for the merged endpoint).  Returns 0 and the new session, or a CLOSE_*
- * code (>0) and a reason in why[] to send back in OPEN_ERR.
+ * The relay opened stream id for agent to server, or "*" for the merged
+ * endpoint: then servers[] are the servers the relay lets the agent see
+ * and allow[] (may be NULL) the agent's server patterns for this tunnel,
+ * so servers a later reload adds can be shown too.  Returns 0 and the new
+ * session, or a CLOSE_* code (>0) and a reason in why[] for OPEN_ERR.
  */
 int session_open(uint32_t id, const char *server, const char *agent,
-    const char *const *servers, size_t nservers, struct session **out,
-    char *why, size_t whylen);
+    const char *const *servers, size_t nservers, const char *const *allow,
+    size_t nallow, struct session **out, char *why, size_t whylen);
 /* One whole JSON-RPC message from the agent. */
 void session_input(struct session *s, const uint8_t *msg, size_t len);
 /* The stream was closed by the relay; free everything. */
 void session_close(struct session *s);
 /* The link has room again for this session's messages. */
 void session_drain(struct session *s);
-/* The config was reloaded (issue 6). */
-void session_reconfigure(struct session *s, const struct client_conf *conf);
+
+/* What session_reconfigure() did (bits). */
+#define SESSION_RECONF_ENDED	0x01	/* server removed: session ended */
+#define SESSION_RECONF_TOOLS	0x02	/* tool filter changed: list_changed */
+#define SESSION_RECONF_SETTINGS	0x04	/* settings changed: kept old upstream */
+#define SESSION_RECONF_MERGED	0x08	/* a merged session's set changed */
+/*
+ * Applies a reloaded config to one session: ends it if its server was
+ * removed (-32004 to pending calls, CLOSE_REMOVED), applies a changed
+ * tool filter at once (and tells the agent), keeps the upstream on
+ * changed connection settings.  Returns SESSION_RECONF_* bits.
+ */
+int session_reconfigure(struct session *s, const struct client_conf *conf);
+/* session_reconfigure() on every session; returns how many were affected. */
+size_t session_reconfigure_all(const struct client_conf *conf);
+/* 1 if a and b have the same tool filter (allow and deny lists). */
+int session_filter_equal(const struct server_conf *a,
+    const struct server_conf *b);
 
 #endif

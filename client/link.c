@@ -181,10 +181,10 @@ link_open(const struct frame *f)
 {
 	json_t *j, *v, *list;
 	const char *server, *agent;
-	const char **servers = NULL;
+	const char **servers = NULL, **allow = NULL;
 	struct session *s = NULL;
 	char why[256];
-	size_t i, n = 0;
+	size_t i, n = 0, nallow = 0;
 	int code;
 
 	j = json_loadb((const char *)f->payload, f->len, 0, NULL);
@@ -209,9 +209,18 @@ link_open(const struct frame *f)
 		json_array_foreach(list, i, v)
 			servers[i] = json_is_string(v) ? json_string_value(v) : "";
 	}
+	/* The agent's server patterns, for servers a reload adds later. */
+	list = json_object_get(j, "allow");
+	if (json_is_array(list)) {
+		nallow = json_array_size(list);
+		allow = xcalloc(nallow ? nallow : 1, sizeof(*allow));
+		json_array_foreach(list, i, v)
+			allow[i] = json_is_string(v) ?
+			    json_string_value(v) : "";
+	}
 	why[0] = '\0';
-	code = session_open(f->stream, server, agent, servers, n, &s, why,
-	    sizeof(why));
+	code = session_open(f->stream, server, agent, servers, n, allow,
+	    nallow, &s, why, sizeof(why));
 	if (code != 0 || s == NULL) {
 		log_info("stream %u: agent %s asked for server \"%s\": refused "
 		    "(%s)", f->stream, agent, server, why[0] ? why :
@@ -227,6 +236,7 @@ link_open(const struct frame *f)
 		    agent, server);
 	}
 	free(servers);
+	free(allow);
 	json_decref(j);
 }
 

@@ -25,6 +25,20 @@
  * link_stream_end() and frees itself (link.c forgets it first).  Entry
  * points hold a busy count so the struct is freed only once the last
  * callback that may still touch it has returned.
+ *
+ * The merged endpoint (server "*"): the stream's session holds a merge
+ * (merge.c) instead of an upstream, and the merge opens one member
+ * session per server.  A member is an ordinary session, policy and all,
+ * whose agent side is the merge rather than the link: what it would send
+ * on the stream goes to merge_member_output(), and its end is reported
+ * with merge_member_ended() instead of a CLOSE.
+ *
+ * Reload: session_reconfigure_all() walks the sessions with the new
+ * snapshot.  A session of a removed server ends with -32004 and
+ * CLOSE_REMOVED; a changed tool filter applies at once and the agent gets
+ * notifications/tools/list_changed; changed connection settings leave the
+ * session on the upstream it started with until it ends (new sessions get
+ * the new settings).
  */
 #include <sys/queue.h>
 
@@ -39,6 +53,7 @@
 #include "client/audit.h"
 #include "client/client.h"
 #include "client/client_conf.h"
+#include "client/merge.h"
 #include "client/upstream.h"
 #include "client/up_stdio.h"
 #include "common/err.h"
@@ -223,6 +238,8 @@ struct session {
 	const struct server_conf	*fsc;		/* in fconf */
 	const struct upstream_kind	*kind;
 	struct upstream			*up;
+	struct merge			*merge;		/* server "*" */
+	struct merge			*parent;	/* a merge's member */
 	struct pending_table		 pending;
 	lws_sorted_usec_list_t		 sul;		/* request deadlines */
 	int				 busy;
@@ -258,6 +275,7 @@ session_free(struct session *s)
 
 	while ((p = TAILQ_FIRST(&s->pending.list)) != NULL)
 		pending_remove(&s->pending, p);
+	merge_free(s->merge);
 	client_conf_unref(s->fconf);
 	client_conf_unref(s->conf);
 	free(s->server);
@@ -334,6 +352,51 @@ session_audit_now(struct session *s, const char *method, const char *tool,
 	    outcome, bytes_out);
 }
 
+/*
+ * The agent side of a session: the link for a stream's own session, the
+ * merge for a member.
+ */
+static int
+session_link_send(struct session *s, const void *msg, size_t len)
+{
+	if (s->parent != NULL)
+		return merge_member_output(s->parent, s, msg, len);
+	return link_send(s->id, msg, len);
+}
+
+static void
+session_link_pause(struct session *s)
+{
+	if (s->parent != NULL)
+		merge_member_pause(s->parent);
+	else
+		link_pause(s->id);
+}
+
+static void
+session_link_resume(struct session *s)
+{
+	if (s->parent != NULL)
+		merge_member_resume(s->parent);
+	else
+		link_resume(s->id);
+}
+
+/* Ends the agent side: CLOSE on the stream, or tells the merge. */
+static void
+session_link_end(struct session *s, uint16_t code, const char *why)
+{
+	if (s->parent == NULL) {
+		link_stream_end(s->id, code, why);
+		return;
+	}
+	if (s->link_paused) {
+		s->link_paused = 0;
+		merge_member_resume(s->parent);
+	}
+	merge_member_ended(s->parent, s, code, why);
+}
+
 /* Checks the link's queue after sending towards the agent. */
 static void
 session_check_link(struct session *s)
@@ -357,7 +420,7 @@ session_reply_error(struct session *s, const json_t *id, int code,
 	if (s->ended)
 		return 0;
 	t = jrpc_error_text(id, code, message, &len);
-	if ((r = link_send(s->id, t, len)) != 0)
+	if ((r = session_link_send(s, t, len)) != 0)
 		log_warnx("[%s] cannot send an error to the agent: %s",
 		    s->tag, mt_strerror(r));
 	free(t);
@@ -378,7 +441,7 @@ session_send_up(struct session *s, const void *msg, size_t len)
 		/* Queued; stop taking more from the relay until on_drain. */
 		if (!s->link_paused) {
 			s->link_paused = 1;
-			link_pause(s->id);
+			session_link_pause(s);
 		}
 		r = 0;
 	}
@@ -408,7 +471,7 @@ session_end(struct session *s, uint16_t close_code, const char *why,
 		s->kind->close(s->up);
 		s->up = NULL;
 	}
-	link_stream_end(s->id, close_code, why);
+	session_link_end(s, close_code, why);
 	session_destroy(s);
 }
 
@@ -605,7 +668,7 @@ session_to_agent(struct session *s, const json_t *id, const void *msg,
 
 	if (s->ended)
 		return 0;
-	r = link_send(s->id, msg, len);
+	r = session_link_send(s, msg, len);
 	if (r == MT_ETOOBIG && id != NULL) {
 		snprintf(why, sizeof(why), "the answer of server %s is too "
 		    "large (%zu bytes)", s->server, len);
@@ -697,11 +760,11 @@ session_on_drain(void *arg)
 
 	if (s->link_paused && !s->ended) {
 		s->link_paused = 0;
-		link_resume(s->id);
+		session_link_resume(s);
 	}
 }
 
-/* ---- what link.c calls ------------------------------------------------- */
+/* ---- opening ----------------------------------------------------------- */
 
 static size_t
 session_count(const char *server)
@@ -715,10 +778,14 @@ session_count(const char *server)
 	return n;
 }
 
-int
-session_open(uint32_t id, const char *server, const char *agent,
-    const char *const *servers, size_t nservers, struct session **out,
-    char *why, size_t whylen)
+/*
+ * Opens a session to server on stream id, for a stream (parent NULL) or
+ * as a member of a merge.  Returns 0 and *out, or a CLOSE_* code with a
+ * sentence in why.
+ */
+static int
+session_start(uint32_t id, const char *server, const char *agent,
+    struct merge *parent, struct session **out, char *why, size_t whylen)
 {
 	const struct client_conf *cur = client_conf_current();
 	const struct server_conf *sc;
@@ -728,10 +795,6 @@ session_open(uint32_t id, const char *server, const char *agent,
 	const char *e;
 	int r;
 
-	if (strcmp(server, "*") == 0) {
-		snprintf(why, whylen, "merged endpoint not supported yet");
-		return CLOSE_NOT_FOUND;
-	}
 	if (cur == NULL || (sc = client_conf_server(cur, server)) == NULL) {
 		snprintf(why, whylen, "unknown server %s",
 		    session_quote(server, q, sizeof(q)));
@@ -759,6 +822,7 @@ session_open(uint32_t id, const char *server, const char *agent,
 	s->fconf = session_conf_ref(cur);
 	s->fsc = sc;
 	s->kind = kind;
+	s->parent = parent;
 	pending_init(&s->pending);
 	(void)upstream_take_error();
 	if ((r = kind->open(client_vhost(), sc, s->agent, s->tag,
@@ -773,9 +837,55 @@ session_open(uint32_t id, const char *server, const char *agent,
 		return CLOSE_UPSTREAM;
 	}
 	TAILQ_INSERT_TAIL(&sessions, s, entry);
-	log_info("[%s] session opened for agent %s", s->tag, s->agent);
+	log_info("[%s] %ssession opened for agent %s", s->tag,
+	    parent != NULL ? "merged " : "", s->agent);
 	*out = s;
 	return 0;
+}
+
+/* The session of the merged endpoint: a merge, no upstream of its own. */
+static int
+session_open_merged(uint32_t id, const char *agent,
+    const char *const *servers, size_t nservers, const char *const *allow,
+    size_t nallow, struct session **out, char *why, size_t whylen)
+{
+	const struct client_conf *cur = client_conf_current();
+	struct session *s;
+
+	if (cur == NULL) {
+		snprintf(why, whylen, "no configuration");
+		return CLOSE_INTERNAL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->id = id;
+	s->server = xstrdup("*");
+	s->agent = xstrdup(agent != NULL ? agent : "");
+	s->tag = xasprintf("*/%u", id);
+	s->conf = session_conf_ref(cur);
+	s->fconf = session_conf_ref(cur);
+	pending_init(&s->pending);
+	if ((s->merge = merge_new(s, id, s->agent, servers, nservers, allow,
+	    nallow, cur, why, whylen)) == NULL) {
+		session_free(s);
+		return CLOSE_NOT_FOUND;
+	}
+	TAILQ_INSERT_TAIL(&sessions, s, entry);
+	log_info("[%s] merged session opened for agent %s", s->tag, s->agent);
+	*out = s;
+	return 0;
+}
+
+/* ---- what link.c calls ------------------------------------------------- */
+
+int
+session_open(uint32_t id, const char *server, const char *agent,
+    const char *const *servers, size_t nservers, const char *const *allow,
+    size_t nallow, struct session **out, char *why, size_t whylen)
+{
+	if (strcmp(server, "*") == 0)
+		return session_open_merged(id, agent, servers, nservers, allow,
+		    nallow, out, why, whylen);
+	return session_start(id, server, agent, NULL, out, why, whylen);
 }
 
 void
@@ -793,7 +903,13 @@ session_input(struct session *s, const uint8_t *msg, size_t len)
 		    "JSON: %s", s->tag, errtext);
 		goto out;
 	}
-	if (json_is_array(m)) {
+	if (s->merge != NULL) {
+		if (json_is_array(m)) {
+			for (i = 0; i < json_array_size(m) && !s->ended; i++)
+				merge_input(s->merge, json_array_get(m, i));
+		} else
+			merge_input(s->merge, m);
+	} else if (json_is_array(m)) {
 		/* A JSON-RPC batch: each member on its own. */
 		for (i = 0; i < json_array_size(m) && !s->ended; i++)
 			session_agent_msg(s, json_array_get(m, i), NULL, 0);
@@ -813,22 +929,32 @@ session_close(struct session *s)
 		return;
 	/* The agent is gone: nobody to answer, but the calls are logged. */
 	s->ended = 1;
+	session_hold(s);
 	while ((p = TAILQ_FIRST(&s->pending.list)) != NULL) {
 		session_audit(s, p, "cancelled", 0);
 		pending_remove(&s->pending, p);
 	}
+	if (s->merge != NULL)
+		merge_close(s->merge);
 	if (s->up != NULL) {
 		s->kind->close(s->up);
 		s->up = NULL;
 	}
 	log_info("[%s] session closed", s->tag);
 	session_destroy(s);
+	session_release(s);
 }
 
 void
 session_drain(struct session *s)
 {
-	if (s->ended || !s->up_paused || s->up == NULL)
+	if (s->ended)
+		return;
+	if (s->merge != NULL) {
+		merge_drain(s->merge);
+		return;
+	}
+	if (!s->up_paused || s->up == NULL)
 		return;
 	if (link_queued(s->id) <= SESSION_HIGH_WATER) {
 		s->up_paused = 0;
@@ -836,14 +962,51 @@ session_drain(struct session *s)
 	}
 }
 
-void
+/* 1 if two NULL-terminated string lists hold the same strings in order. */
+static int
+session_strlist_equal(char *const *a, char *const *b)
+{
+	size_t i;
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	for (i = 0; a[i] != NULL && b[i] != NULL; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return a[i] == NULL && b[i] == NULL;
+}
+
+int
+session_filter_equal(const struct server_conf *a, const struct server_conf *b)
+{
+	return session_strlist_equal(a->tools.allow, b->tools.allow) &&
+	    session_strlist_equal(a->tools.deny, b->tools.deny);
+}
+
+/* Tells the agent its tool list changed (notifications/tools/list_changed). */
+static void
+session_notify_tools_changed(struct session *s)
+{
+	static const char note[] = "{\"jsonrpc\":\"2.0\","
+	    "\"method\":\"notifications/tools/list_changed\"}";
+
+	if (s->ended)
+		return;
+	(void)session_to_agent(s, NULL, note, sizeof(note) - 1);
+}
+
+int
 session_reconfigure(struct session *s, const struct client_conf *conf)
 {
 	const struct server_conf *nsc;
 	char why[128];
+	int what = 0;
 
 	if (s->ended)
-		return;
+		return 0;
+	if (s->merge != NULL)
+		return merge_reconfigure(s->merge, conf) ? SESSION_RECONF_MERGED :
+		    0;
 	if ((nsc = client_conf_server(conf, s->server)) == NULL) {
 		snprintf(why, sizeof(why), "server %s was removed from the "
 		    "allowlist", s->server);
@@ -852,14 +1015,88 @@ session_reconfigure(struct session *s, const struct client_conf *conf)
 		session_end(s, CLOSE_REMOVED, why, JRPC_UNAVAILABLE, why,
 		    "error");
 		session_release(s);
-		return;
+		return SESSION_RECONF_ENDED;
+	}
+	if (!session_filter_equal(s->fsc, nsc))
+		what |= SESSION_RECONF_TOOLS;
+	if (!server_conf_equal_settings(s->sc, nsc)) {
+		what |= SESSION_RECONF_SETTINGS;
+		log_info("[%s] server %s's connection settings changed; this "
+		    "session keeps the upstream it started with until it ends",
+		    s->tag, s->server);
 	}
 	/*
 	 * Tool filters and the request timeout apply at once; the upstream
-	 * keeps the settings it was started with (the snapshot in s->conf)
-	 * until reload learns to restart changed servers.
+	 * keeps the settings it was started with (the snapshot in s->conf).
 	 */
 	client_conf_unref(s->fconf);
 	s->fconf = session_conf_ref(conf);
 	s->fsc = nsc;
+	if ((what & SESSION_RECONF_TOOLS) && s->parent == NULL) {
+		log_debug("[%s] tool filter changed; telling the agent",
+		    s->tag);
+		session_notify_tools_changed(s);
+	}
+	return what;
+}
+
+size_t
+session_reconfigure_all(const struct client_conf *conf)
+{
+	struct session *s, **v;
+	size_t n = 0, i, affected = 0;
+
+	TAILQ_FOREACH(s, &sessions, entry)
+		n++;
+	if (n == 0)
+		return 0;
+	/* Sessions may end (and members come and go) while we walk them. */
+	v = xcalloc(n, sizeof(*v));
+	n = 0;
+	TAILQ_FOREACH(s, &sessions, entry) {
+		if (s->parent != NULL || s->ended)
+			continue;
+		session_hold(s);
+		v[n++] = s;
+	}
+	for (i = 0; i < n; i++) {
+		if ((session_reconfigure(v[i], conf) &
+		    (SESSION_RECONF_ENDED | SESSION_RECONF_TOOLS |
+		    SESSION_RECONF_MERGED)) != 0)
+			affected++;
+		session_release(v[i]);
+	}
+	free(v);
+	return affected;
+}
+
+/* ---- what merge.c calls ------------------------------------------------ */
+
+int
+session_member_open(struct merge *m, uint32_t stream, const char *server,
+    const char *agent, struct session **out, char *why, size_t whylen)
+{
+	return session_start(stream, server, agent, m, out, why, whylen);
+}
+
+void
+session_member_input(struct session *s, json_t *msg)
+{
+	if (s->ended)
+		return;
+	session_hold(s);
+	session_agent_msg(s, msg, NULL, 0);
+	session_release(s);
+}
+
+void
+session_member_close(struct session *s)
+{
+	session_close(s);
+}
+
+const struct server_conf *
+session_member_server(const struct session *s)
+{
+	return s->ended ? NULL : s->fsc;
 }

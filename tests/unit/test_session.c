@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 
 #include "client/session.c"
+#include "client/merge.c"
+#include "client/merge_names.c"
 #include "client/audit.c"
 
 #define MAXREC	32
@@ -285,8 +287,8 @@ open_files(uint32_t id)
 	struct session *s = NULL;
 	char why[256] = "";
 
-	assert_int_equal(session_open(id, "files", "agent-1", NULL, 0, &s,
-	    why, sizeof(why)), 0);
+	assert_int_equal(session_open(id, "files", "agent-1", NULL, 0, NULL,
+	    0, &s, why, sizeof(why)), 0);
 	assert_non_null(s);
 	return s;
 }
@@ -492,31 +494,32 @@ test_open_refusals(void **state)
 	struct session *s = NULL, *a, *b;
 	char why[256];
 
-	assert_int_equal(session_open(1, "nope", "agent", NULL, 0, &s, why,
-	    sizeof(why)), CLOSE_NOT_FOUND);
+	assert_int_equal(session_open(1, "nope", "agent", NULL, 0, NULL, 0,
+	    &s, why, sizeof(why)), CLOSE_NOT_FOUND);
 	assert_string_equal(why, "unknown server nope");
 	assert_null(s);
 	/* Whatever the relay sends comes back printable and bounded. */
 	assert_int_equal(session_open(1, "a\nb\x1b[31m", "agent", NULL, 0,
-	    &s, why, sizeof(why)), CLOSE_NOT_FOUND);
+	    NULL, 0, &s, why, sizeof(why)), CLOSE_NOT_FOUND);
 	assert_string_equal(why, "unknown server a?b?[31m");
-	assert_int_equal(session_open(1, "*", "agent", NULL, 0, &s, why,
-	    sizeof(why)), CLOSE_NOT_FOUND);
-	assert_string_equal(why, "merged endpoint not supported yet");
-	assert_int_equal(session_open(1, "web", "agent", NULL, 0, &s, why,
-	    sizeof(why)), CLOSE_UPSTREAM);
+	assert_int_equal(session_open(1, "*", "agent", NULL, 0, NULL, 0, &s,
+	    why, sizeof(why)), CLOSE_NOT_FOUND);
+	assert_string_equal(why, "none of the servers the agent may use is "
+	    "in the allowlist");
+	assert_int_equal(session_open(1, "web", "agent", NULL, 0, NULL, 0,
+	    &s, why, sizeof(why)), CLOSE_UPSTREAM);
 	assert_string_equal(why, "server type http not supported yet");
 
 	up_open_fail = 1;
-	assert_int_equal(session_open(1, "files", "agent", NULL, 0, &s, why,
-	    sizeof(why)), CLOSE_UPSTREAM);
+	assert_int_equal(session_open(1, "files", "agent", NULL, 0, NULL, 0,
+	    &s, why, sizeof(why)), CLOSE_UPSTREAM);
 	assert_string_equal(why, "cannot run cat: No such file or directory");
 	up_open_fail = 0;
 
 	a = open_files(1);
 	b = open_files(2);
-	assert_int_equal(session_open(3, "files", "agent", NULL, 0, &s, why,
-	    sizeof(why)), CLOSE_LIMIT);
+	assert_int_equal(session_open(3, "files", "agent", NULL, 0, NULL, 0,
+	    &s, why, sizeof(why)), CLOSE_LIMIT);
 	assert_string_equal(why, "server files has reached its limit of 2 "
 	    "sessions");
 	session_close(a);
