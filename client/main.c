@@ -3,8 +3,9 @@
  * WSS link to mcptun-relay and serves the MCP servers its allowlist names
  * (stdio, HTTP, Postgres) to agents on the other side.  Nothing listens.
  *
- * This file: command line, configuration (load, check, reload on SIGHUP),
- * the lws context and the event loop, and orderly shutdown.
+ * This file: command line, configuration (load, check, reload on SIGHUP
+ * and when the file changes, watch.c), the lws context and the event
+ * loop, and orderly shutdown.
  */
 #include <libwebsockets.h>
 
@@ -17,6 +18,7 @@
 #include "client/client.h"
 #include "client/client_conf.h"
 #include "client/up_stdio.h"
+#include "client/watch.h"
 #include "common/daemon.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -82,7 +84,8 @@ usage(FILE *f)
 "  -h, --help           this text\n"
 "  -V, --version        print the version\n"
 "\n"
-"Signals: SIGHUP reloads the allowlist; SIGTERM/SIGINT shut down.\n");
+"The allowlist is reloaded when the file changes and on SIGHUP;\n"
+"SIGTERM/SIGINT shut down.\n");
 }
 
 /* Reads a token file (one line); NULL and a log line on failure. */
@@ -138,27 +141,88 @@ load_conf(const char *path)
 	return NULL;
 }
 
+/* Appends name to a ", "-separated list in *list (NULL = empty). */
 static void
-reload(void)
+name_list_add(char **list, const char *name)
 {
-	struct client_conf *c;
+	char *t;
 
-	log_info("SIGHUP: reloading %s", conf_path);
+	t = xasprintf("%s%s%s", *list != NULL ? *list : "",
+	    *list != NULL ? ", " : "", name);
+	free(*list);
+	*list = t;
+}
+
+/*
+ * Reloads the allowlist (why: "SIGHUP" or "file changed").  The new file
+ * is loaded and checked completely first; a broken one leaves everything
+ * as it was.  Then the snapshot is swapped, sessions are told
+ * (session_reconfigure_all) and the relay gets CATALOG.  One line says
+ * what changed and how many sessions it touched.
+ */
+static void
+reload(const char *why)
+{
+	const struct server_conf *o, *n;
+	struct client_conf *c, *old;
+	char *added = NULL, *removed = NULL, *tools = NULL, *settings = NULL;
+	size_t i, affected;
+
 	if ((c = load_conf(conf_path)) == NULL) {
-		log_warnx("reload failed; keeping the running allowlist");
+		log_warnx("reload (%s) of %s failed; keeping the running "
+		    "allowlist", why, conf_path);
+		watch_rehash();		/* the watch need not say it again */
 		return;
 	}
 	if (strcmp(c->relay.url, cur_conf->relay.url) != 0)
 		log_warnx("reload: a new relay url takes a restart; still "
 		    "using %s", cur_conf->relay.url);
+	for (i = 0; i < c->nservers; i++) {
+		n = &c->servers[i];
+		if ((o = client_conf_server(cur_conf, n->name)) == NULL)
+			name_list_add(&added, n->name);
+		else {
+			if (!session_filter_equal(o, n))
+				name_list_add(&tools, n->name);
+			if (!server_conf_equal_settings(o, n))
+				name_list_add(&settings, n->name);
+		}
+	}
+	for (i = 0; i < cur_conf->nservers; i++)
+		if (client_conf_server(c, cur_conf->servers[i].name) == NULL)
+			name_list_add(&removed, cur_conf->servers[i].name);
 	/* Sessions hold their own references to the old snapshot. */
-	client_conf_unref(cur_conf);
+	old = cur_conf;
 	cur_conf = c;
 	audit_reopen();
-	log_info("reload: %zu server(s) in the allowlist", c->nservers);
+	affected = session_reconfigure_all(c);
+	client_conf_unref(old);
+	watch_rehash();
 	link_catalog_changed();
+	if (added == NULL && removed == NULL && tools == NULL &&
+	    settings == NULL)
+		log_info("reload (%s): no server changed (%zu in the "
+		    "allowlist); %zu session(s) affected", why, c->nservers,
+		    affected);
+	else
+		log_info("reload (%s): added %s; removed %s; tools changed %s; "
+		    "settings changed %s%s; %zu session(s) affected", why,
+		    added != NULL ? added : "-", removed != NULL ? removed : "-",
+		    tools != NULL ? tools : "-",
+		    settings != NULL ? settings : "-", settings != NULL ?
+		    " (open sessions keep their old upstream until they end, "
+		    "new ones use the new settings)" : "", affected);
+	free(added);
+	free(removed);
+	free(tools);
+	free(settings);
 }
 
+static void
+reload_on_change(void)
+{
+	reload("file changed");
+}
 
 static int
 ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -167,7 +231,7 @@ ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	if (reason != LWS_CALLBACK_EVENT_WAIT_CANCELLED)
 		return 0;
 	if (daemon_take_hup())
-		reload();
+		reload("SIGHUP");
 	if (daemon_term_requested() && !stopping) {
 		stopping = 1;
 		log_info("shutting down");
@@ -203,7 +267,7 @@ main(int argc, char **argv)
 		{ "version",	no_argument,		NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct lws_protocols protocols[4];
+	struct lws_protocols protocols[5];
 	struct lws_context_creation_info info;
 	char *token = NULL;
 	int check = 0, verbose = 0, ch;
@@ -276,6 +340,7 @@ main(int argc, char **argv)
 	protocols[1] = stdio_protocol;
 	protocols[2].name = "mcptun-ctl";
 	protocols[2].callback = ctl_callback;
+	protocols[3] = watch_protocol;
 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -301,11 +366,13 @@ main(int argc, char **argv)
 	log_info("mcptun-client %s: %zu server(s) allowlisted, relay %s",
 	    MCPTUN_VERSION, cur_conf->nservers, cur_conf->relay.url);
 	link_start();
+	(void)watch_start(vhost, conf_path, reload_on_change);
 
 	while (!stopping) {
 		if (lws_service(ctx, 0) < 0)
 			break;
 	}
+	watch_stop();
 	daemon_drain(ctx, 1000);
 	link_free();
 	stdio_shutdown();
