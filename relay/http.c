@@ -240,6 +240,31 @@ agent_by_name(const struct relay_conf *conf, const char *name)
 	return NULL;
 }
 
+/*
+ * The server parts of agent's "tunnel/server" patterns for tunnel (they
+ * point into the config); *np gets their number.  Caller frees the array.
+ */
+static const char **
+agent_patterns(const struct relay_agent_conf *ag, const char *tunnel,
+    size_t *np)
+{
+	const char **v;
+	const char *slash;
+	size_t i, n = 0, tlen = strlen(tunnel);
+
+	for (i = 0; ag->allow != NULL && ag->allow[i] != NULL; i++)
+		;
+	v = xcalloc(i + 1, sizeof(*v));
+	for (i = 0; ag->allow != NULL && ag->allow[i] != NULL; i++) {
+		if ((slash = strchr(ag->allow[i], '/')) != NULL &&
+		    (size_t)(slash - ag->allow[i]) == tlen &&
+		    strncmp(ag->allow[i], tunnel, tlen) == 0)
+			v[n++] = slash + 1;
+	}
+	*np = n;
+	return v;
+}
+
 static const char *
 close_reason(uint16_t code)
 {
@@ -876,10 +901,10 @@ hc_initialize(struct hconn *hc, json_t *msg)
 {
 	const struct relay_conf *conf = relay_conf_current();
 	const struct relay_agent_conf *ag;
-	const char **servers = NULL;
+	const char **servers = NULL, **allow = NULL;
 	struct tunnel *t;
 	struct mcps *s = NULL, *o;
-	size_t i, n, nserv = 0, per_agent = 0, per_tunnel = 0;
+	size_t i, n, nserv = 0, nallow = 0, per_agent = 0, per_tunnel = 0;
 	const char *name;
 	int r;
 
@@ -956,9 +981,11 @@ hc_initialize(struct hconn *hc, json_t *msg)
 	    hc->route.server);
 	s->t = t;
 	s->last_ms = now_ms();
-	r = tunnel_stream_open(t, s->server, s->agent,
+	if (hc->route.kind == MCP_PATH_MERGED)
+		allow = agent_patterns(ag, hc->route.tunnel, &nallow);
+	r = tunnel_stream_open2(t, s->server, s->agent,
 	    hc->route.kind == MCP_PATH_MERGED ? servers : NULL, nserv,
-	    &mcps_ops, s, &s->stream);
+	    allow, nallow, &mcps_ops, s, &s->stream);
 	if (r != 0) {
 		if (r == MT_ECLOSED) {
 			hc->retry_after = 5;
@@ -1007,6 +1034,7 @@ hc_initialize(struct hconn *hc, json_t *msg)
 		free(s);
 	}
 	free(servers);
+	free(allow);
 }
 
 /* The agent cancelled one of its requests: end the exchange waiting for it. */
@@ -1736,6 +1764,28 @@ size_t
 http_user_size(void)
 {
 	return sizeof(struct hc_slot);
+}
+
+size_t
+http_reconfigure(const struct relay_conf *conf)
+{
+	const struct relay_agent_conf *ag;
+	struct mcps *s, *next;
+	size_t n = 0;
+
+	for (s = TAILQ_FIRST(&sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		ag = agent_by_name(conf, s->agent);
+		if (ag != NULL && relay_agent_may_use(ag, s->tunnel,
+		    strcmp(s->server, "*") == 0 ? NULL : s->server))
+			continue;
+		mcps_kill(s, CLOSE_NORMAL, JRPC_SESSION_ENDED, 404,
+		    MO_UNAVAILABLE, ag == NULL ? "the agent was removed from "
+		    "the relay's configuration" : "the agent may no longer "
+		    "use this endpoint");
+		n++;
+	}
+	return n;
 }
 
 void

@@ -128,6 +128,7 @@ static void
 reload(void)
 {
 	struct relay_conf *c;
+	size_t ended;
 
 	log_info("SIGHUP: reloading %s", conf_path);
 	if ((c = load_conf(conf_path, NULL)) == NULL) {
@@ -143,8 +144,9 @@ reload(void)
 	cur_conf = c;
 	log_set_level((enum log_level)c->log_level);
 	tunnel_configure(c);
-	log_info("reload: %zu tunnel(s), %zu agent(s)", c->ntunnels,
-	    c->nagents);
+	ended = http_reconfigure(c);
+	log_info("reload: %zu tunnel(s), %zu agent(s); %zu session(s) of "
+	    "removed or narrowed agents ended", c->ntunnels, c->nagents, ended);
 }
 
 

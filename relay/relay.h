@@ -57,6 +57,15 @@ const char *tunnel_catalog_name(const struct tunnel *t, size_t i);
 int tunnel_stream_open(struct tunnel *t, const char *server,
     const char *agent, const char *const *servers, size_t nservers,
     const struct tstream_ops *ops, void *arg, uint32_t *id);
+/*
+ * As tunnel_stream_open, plus allow[]: the agent's server patterns for
+ * this tunnel ("db", "*"), sent in OPEN so the client can show servers a
+ * reload adds later on the merged endpoint.
+ */
+int tunnel_stream_open2(struct tunnel *t, const char *server,
+    const char *agent, const char *const *servers, size_t nservers,
+    const char *const *allow, size_t nallow, const struct tstream_ops *ops,
+    void *arg, uint32_t *id);
 /* Queues one whole message; MT_ENOTFOUND if the stream is gone. */
 int tunnel_stream_send(struct tunnel *t, uint32_t id, const void *msg,
     size_t len);
@@ -101,5 +110,10 @@ int http_callback(struct lws *wsi, int reason, void *user, void *in,
 size_t http_user_size(void);
 /* Ends every agent session (shutdown). */
 void http_shutdown(void);
+/*
+ * After a reload: ends the sessions of agents that are gone or may no
+ * longer use their tunnel or server.  Returns how many ended.
+ */
+size_t http_reconfigure(const struct relay_conf *conf);
 
 #endif

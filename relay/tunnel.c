@@ -602,6 +602,15 @@ tunnel_stream_open(struct tunnel *t, const char *server, const char *agent,
     const char *const *servers, size_t nservers,
     const struct tstream_ops *ops, void *arg, uint32_t *idp)
 {
+	return tunnel_stream_open2(t, server, agent, servers, nservers, NULL,
+	    0, ops, arg, idp);
+}
+
+int
+tunnel_stream_open2(struct tunnel *t, const char *server, const char *agent,
+    const char *const *servers, size_t nservers, const char *const *allow,
+    size_t nallow, const struct tstream_ops *ops, void *arg, uint32_t *idp)
+{
 	json_t *open = NULL, *list;
 	struct tstream *ts;
 	char *text = NULL;
@@ -624,6 +633,12 @@ tunnel_stream_open(struct tunnel *t, const char *server, const char *agent,
 		for (i = 0; i < nservers; i++)
 			json_array_append_new(list, json_string(servers[i]));
 		json_object_set_new(open, "servers", list);
+	}
+	if (allow != NULL) {
+		list = json_array();
+		for (i = 0; i < nallow; i++)
+			json_array_append_new(list, json_string(allow[i]));
+		json_object_set_new(open, "allow", list);
 	}
 	text = json_dumps(open, JSON_COMPACT);
 	json_decref(open);
