@@ -67,8 +67,8 @@
 #define PGUP_CONNECT_TIMEOUT_MS	10000	/* connection set-up */
 #define PGUP_GRACE_MS		5000	/* client deadline past the server's */
 #define PGUP_CLEANUP_TIMEOUT_MS	10000	/* ROLLBACK/COMMIT/DISCARD ALL */
-#define PGUP_HIGH_WATER		64	/* calls in flight before MT_EAGAIN */
-#define PGUP_LOW_WATER		32	/* ... and before on_drain */
+#define PGUP_HIGH_WATER		16	/* calls in flight before MT_EAGAIN */
+#define PGUP_LOW_WATER		8	/* ... and before on_drain */
 #define PGUP_MAX_MESSAGE	(16u * 1024 * 1024)
 #define PGUP_MAX_TYPES		1024	/* cached user type names per pool */
 
