@@ -104,8 +104,11 @@ h_on_drain(void *arg)
 	h->drains++;
 }
 
+/* Designated, so optional hooks added to upstream_ops stay NULL. */
 static const struct upstream_ops h_ops = {
-	h_on_message, h_on_exit, h_on_drain
+	.on_message = h_on_message,
+	.on_exit = h_on_exit,
+	.on_drain = h_on_drain
 };
 
 /* Wakes the loop every 10 ms so waits can time out. */
