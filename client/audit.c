@@ -74,6 +74,10 @@ audit_format(const struct audit_rec *r, size_t *lenp)
 	json_object_set_new(j, "bytes_out",
 	    json_integer((json_int_t)r->bytes_out));
 	json_object_set_new(j, "outcome", audit_str(r->outcome));
+	if (r->offload_id != NULL)
+		json_object_set_new(j, "offload", json_pack("{s:o, s:I}", "id",
+		    audit_str(r->offload_id), "bytes",
+		    (json_int_t)r->offload_bytes));
 	if ((s = json_dumps(j, JSON_COMPACT)) == NULL)
 		fatalx("out of memory formatting an audit record");
 	json_decref(j);

@@ -24,6 +24,8 @@ struct audit_rec {
 	uint64_t	 bytes_out;	/* answer, to the agent */
 	const char	*outcome;	/* "ok", "error", "denied", "timeout",
 					   "upstream_exit", "cancelled" */
+	const char	*offload_id;	/* output stored or read; NULL none */
+	uint64_t	 offload_bytes;	/* ... its size, or bytes read */
 };
 
 /*

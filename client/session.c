@@ -54,6 +54,7 @@
 #include "client/client.h"
 #include "client/client_conf.h"
 #include "client/merge.h"
+#include "client/offload.h"
 #include "client/upstream.h"
 #include "client/up_stdio.h"
 #include "common/err.h"
@@ -79,6 +80,9 @@ struct pending {
 	uint64_t		 start_wall_ms;	/* for the audit log */
 	uint64_t		 deadline_ms;	/* monotonic; 0 = none */
 	size_t			 bytes_in;
+	int			 local;		/* answered by offload.c */
+	char			*offload_id;	/* for the audit log */
+	uint64_t		 offload_bytes;
 };
 
 TAILQ_HEAD(pending_list, pending);
@@ -144,6 +148,7 @@ pending_remove(struct pending_table *t, struct pending *p)
 	json_decref(p->id);
 	free(p->method);
 	free(p->tool);
+	free(p->offload_id);
 	free(p);
 }
 
@@ -242,6 +247,7 @@ struct session {
 	struct merge			*parent;	/* a merge's member */
 	struct pending_table		 pending;
 	lws_sorted_usec_list_t		 sul;		/* request deadlines */
+	uint64_t			 okey;		/* owns offloaded outputs */
 	int				 busy;
 	int				 ended;		/* no more link calls */
 	int				 gone;		/* free at busy == 0 */
@@ -254,11 +260,14 @@ static TAILQ_HEAD(, session) sessions = TAILQ_HEAD_INITIALIZER(sessions);
 static void session_on_message(void *, const uint8_t *, size_t);
 static void session_on_exit(void *, const char *);
 static void session_on_drain(void *);
+static struct offload_sink *session_on_big(void *, const uint8_t *, size_t);
+static offload_done_cb session_local_done;
 
 static const struct upstream_ops session_up_ops = {
 	.on_message = session_on_message,
 	.on_exit = session_on_exit,
 	.on_drain = session_on_drain,
+	.on_big = session_on_big,
 };
 
 /* client_conf_current() is const; a snapshot reference is not. */
@@ -275,6 +284,8 @@ session_free(struct session *s)
 
 	while ((p = TAILQ_FIRST(&s->pending.list)) != NULL)
 		pending_remove(&s->pending, p);
+	if (s->okey != 0)
+		offload_owner_end(s->okey);
 	merge_free(s->merge);
 	client_conf_unref(s->fconf);
 	client_conf_unref(s->conf);
@@ -313,7 +324,8 @@ session_destroy(struct session *s)
 static void
 session_audit_call(struct session *s, const char *method, const char *tool,
     uint64_t start_ms, uint64_t start_wall_ms, size_t bytes_in,
-    const char *outcome, size_t bytes_out)
+    const char *outcome, size_t bytes_out, const char *offload_id,
+    uint64_t offload_bytes)
 {
 	const struct client_conf *cur = client_conf_current();
 	struct audit_rec r;
@@ -332,6 +344,8 @@ session_audit_call(struct session *s, const char *method, const char *tool,
 	r.bytes_in = bytes_in;
 	r.bytes_out = bytes_out;
 	r.outcome = outcome;
+	r.offload_id = offload_id;
+	r.offload_bytes = offload_bytes;
 	audit_write(cur->audit_log, &r);
 }
 
@@ -340,7 +354,8 @@ session_audit(struct session *s, const struct pending *p,
     const char *outcome, size_t bytes_out)
 {
 	session_audit_call(s, p->method, p->tool, p->start_ms,
-	    p->start_wall_ms, p->bytes_in, outcome, bytes_out);
+	    p->start_wall_ms, p->bytes_in, outcome, bytes_out, p->offload_id,
+	    p->offload_bytes);
 }
 
 /* Audits a call that never became pending (denied, malformed). */
@@ -349,7 +364,7 @@ session_audit_now(struct session *s, const char *method, const char *tool,
     size_t bytes_in, const char *outcome, size_t bytes_out)
 {
 	session_audit_call(s, method, tool, now_ms(), now_wall_ms(), bytes_in,
-	    outcome, bytes_out);
+	    outcome, bytes_out, NULL, 0);
 }
 
 /*
@@ -550,6 +565,7 @@ session_agent_request(struct session *s, json_t *m, const void *raw,
 	const json_t *id = json_object_get(m, "id");
 	const char *tool = NULL;
 	char q1[SESSION_NAME_QUOTE + 8], msg[256];
+	struct offload_owner who;
 	struct pending *p;
 	size_t n;
 	int r;
@@ -557,6 +573,16 @@ session_agent_request(struct session *s, json_t *m, const void *raw,
 	if (pending_find(&s->pending, id) != NULL) {
 		session_reply_error(s, id, JRPC_INVALID_REQUEST,
 		    "request id already in use");
+		return;
+	}
+	if (offload_is_local(m, &s->fsc->offload)) {
+		/* mcptun_read & co.: answered here from the spool. */
+		p = pending_add(&s->pending, id, method, session_call_tool(m),
+		    now_ms(), s->fconf->limits.request_timeout_ms, rawlen);
+		p->local = 1;
+		who = (struct offload_owner){ s->okey, s->agent, s->server };
+		offload_call(&s->fsc->offload, &who, m, session_local_done, s);
+		session_arm(s);
 		return;
 	}
 	if (strcmp(method, "tools/call") == 0) {
@@ -682,6 +708,32 @@ session_to_agent(struct session *s, const json_t *id, const void *msg,
 	return len;
 }
 
+/*
+ * A tools/call result larger than the offload threshold, whole in memory:
+ * stored in the spool, and *outp (caller frees) is the small answer that
+ * replaces it.  Returns 0, or MT_E* to send msg as it is.
+ */
+static int
+session_offload(struct session *s, struct pending *p, const uint8_t *msg,
+    size_t len, char **outp, size_t *outlenp)
+{
+	size_t t = offload_threshold(&s->fsc->offload);
+	struct offload_owner who = { s->okey, s->agent, s->server };
+	struct offload_info info;
+	int r;
+
+	if (t == 0 || len <= t)
+		return MT_EINVAL;
+	if ((r = offload_message(&s->fsc->offload, &who, p->tool, msg, len,
+	    outp, outlenp, &info)) != 0)
+		return r;
+	if (info.id[0] != '\0') {
+		p->offload_id = xstrdup(info.id);
+		p->offload_bytes = info.bytes;
+	}
+	return 0;
+}
+
 static void
 session_on_message(void *arg, const uint8_t *msg, size_t len)
 {
@@ -716,9 +768,15 @@ session_on_message(void *arg, const uint8_t *msg, size_t len)
 		outcome = err != NULL || json_is_true(json_object_get(result,
 		    "isError")) ? "error" : "ok";
 		if (strcmp(p->method, "tools/list") == 0 && result != NULL &&
-		    session_filter_tools(result, s->fsc) > 0) {
+		    session_filter_tools(result, s->fsc) +
+		    offload_add_tools(result, &s->fsc->offload) > 0) {
 			dumped = jrpc_dump(m, &outlen);
 			out = dumped;
+		} else if (p->tool != NULL && !p->local && result != NULL &&
+		    session_offload(s, p, msg, len, &dumped, &outlen) == 0) {
+			out = dumped;
+			if (p->offload_id == NULL)
+				outcome = "error";	/* not stored; says why */
 		}
 		outlen = session_to_agent(s, id, out, outlen);
 		session_audit(s, p, outcome, outlen);
@@ -762,6 +820,79 @@ session_on_drain(void *arg)
 		s->link_paused = 0;
 		session_link_resume(s);
 	}
+}
+
+/*
+ * An answer made by offload.c (a large result's stand-in, or a local
+ * tool's answer) goes to the agent like the server's would, tagged for
+ * the audit log.  stored: info names an output made for it, which goes
+ * if nobody waits for the answer any more.
+ */
+static void
+session_answer_here(struct session *s, const uint8_t *reply, size_t len,
+    const struct offload_info *info, int stored)
+{
+	struct pending *p;
+	json_t *m;
+
+	if (s->ended || (m = jrpc_parse(reply, len, NULL, 0)) == NULL)
+		return;
+	p = pending_find(&s->pending, json_object_get(m, "id"));
+	json_decref(m);
+	if (p == NULL) {
+		if (stored && info->id[0] != '\0')
+			offload_discard(s->okey, info->id);
+		return;
+	}
+	p->local = 1;
+	if (info->id[0] != '\0') {
+		free(p->offload_id);
+		p->offload_id = xstrdup(info->id);
+		p->offload_bytes = info->bytes;
+	}
+	session_on_message(s, reply, len);
+}
+
+static void
+session_local_done(void *arg, const uint8_t *reply, size_t len,
+    const struct offload_info *info)
+{
+	session_answer_here(arg, reply, len, info, 0);
+}
+
+static void
+session_offloaded(void *arg, const uint8_t *reply, size_t len,
+    const struct offload_info *info)
+{
+	session_answer_here(arg, reply, len, info, 1);
+}
+
+/*
+ * A message from the upstream passed the offload threshold while still
+ * arriving: if it answers a pending tools/call, the rest goes to a sink
+ * in the spool rather than into memory (offload.c).
+ */
+static struct offload_sink *
+session_on_big(void *arg, const uint8_t *head, size_t len)
+{
+	struct session *s = arg;
+	struct offload_owner who = { s->okey, s->agent, s->server };
+	struct offload_sink *k;
+	struct pending *p;
+	json_t *id;
+
+	if (s->ended || offload_probe(head, len, &id) != 0)
+		return NULL;
+	p = pending_find(&s->pending, id);
+	json_decref(id);
+	if (p == NULL || p->tool == NULL || p->local ||
+	    (k = offload_sink_open(&s->fsc->offload, &who, p->tool,
+	    session_offloaded, s)) == NULL)
+		return NULL;
+	log_debug("[%s] the result of tool %s passed %zu bytes; storing it "
+	    "as it arrives", s->tag, p->tool, len);
+	offload_sink_write(k, head, len);
+	return k;
 }
 
 /* ---- opening ----------------------------------------------------------- */
@@ -823,6 +954,7 @@ session_start(uint32_t id, const char *server, const char *agent,
 	s->fsc = sc;
 	s->kind = kind;
 	s->parent = parent;
+	s->okey = offload_owner_key();
 	pending_init(&s->pending);
 	(void)upstream_take_error();
 	if ((r = kind->open(client_vhost(), sc, s->agent, s->tag,

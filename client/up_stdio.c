@@ -9,6 +9,11 @@
  * line longer than max_line ends the session), writes to stdin are queued
  * and written on WRITEABLE, stderr lines go to the log, rate-limited.
  *
+ * A line that passes the server's offload threshold while still arriving
+ * is offered to the owner (ops->on_big); if the owner takes it (a large
+ * tools/call result), the rest of the line goes to the owner's sink as
+ * it is read instead of into memory, and max_line does not apply to it.
+ *
  * Exec errors come back through a close-on-exec pipe, so a command that
  * cannot run fails the open with a sentence the agent can read.  Children
  * are reaped by a periodic waitpid(WNOHANG) sweep on an lws timer (we do
@@ -38,6 +43,7 @@
 #include <libwebsockets.h>
 
 #include "client/client_conf.h"
+#include "client/offload.h"
 #include "client/upstream.h"
 #include "client/up_stdio.h"
 #include "common/buf.h"
@@ -87,6 +93,9 @@ struct upstream {
 	size_t				 scan;		/* rq bytes without '\n' */
 	struct buf			 eq;		/* partial stderr line */
 	uint64_t			 max_line;
+	size_t				 big_at;	/* offer longer lines */
+	int				 big_asked;	/* ... this one was */
+	struct offload_sink		*sink;		/* this line goes here */
 	lws_sorted_usec_list_t		 sul;		/* deferred work */
 	int				 busy;		/* entry points running */
 	int				 closed;	/* kind->close() called */
@@ -276,6 +285,26 @@ stdio_rx_err(struct upstream *u, struct lws *wsi)
 
 /* ---- stdout: JSON-RPC lines -------------------------------------------- */
 
+/* The line going to the sink: n bytes at p, up to its end if there. */
+static void
+stdio_to_sink(struct upstream *u, const uint8_t *p, size_t n)
+{
+	struct offload_sink *k = u->sink;
+	const uint8_t *nl;
+	size_t len;
+
+	nl = memchr(p, '\n', n);
+	len = nl != NULL ? (size_t)(nl - p) : n;
+	offload_sink_write(k, p, len);
+	buf_consume(&u->rq, nl != NULL ? len + 1 : len);
+	if (nl == NULL)
+		return;
+	/* The whole message went by: the owner gets the answer. */
+	u->sink = NULL;
+	u->big_asked = 0;
+	offload_sink_end(k);
+}
+
 /* Hands complete lines to the owner while it wants them. */
 static void
 stdio_deliver(struct upstream *u)
@@ -288,9 +317,24 @@ stdio_deliver(struct upstream *u)
 		n = buf_len(&u->rq);
 		if (n == 0)
 			break;
+		if (u->sink != NULL) {
+			stdio_to_sink(u, p, n);
+			continue;
+		}
 		nl = memchr(p + u->scan, '\n', n - u->scan);
 		if (nl == NULL) {
 			u->scan = n;
+			if (u->big_at > 0 && n > u->big_at && !u->big_asked &&
+			    u->ops->on_big != NULL) {
+				u->big_asked = 1;
+				u->sink = u->ops->on_big(u->arg, p, n);
+				if (u->sink != NULL) {
+					/* It has taken these bytes. */
+					buf_consume(&u->rq, n);
+					u->scan = 0;
+					continue;
+				}
+			}
 			if (n > u->max_line)
 				stdio_fail(u, 1, "server %s sent a line longer "
 				    "than max_line (%llu bytes)", u->sc->name,
@@ -316,6 +360,7 @@ stdio_deliver(struct upstream *u)
 			u->ops->on_message(u->arg, s, (size_t)(e - s));
 		buf_consume(&u->rq, (size_t)(nl - p) + 1);
 		u->scan = 0;
+		u->big_asked = 0;
 	}
 }
 
@@ -334,7 +379,7 @@ stdio_out_eof(struct upstream *u)
 	u->out_eof = 1;
 	u->eof_at = now_ms();
 	/* A last line without a newline still counts. */
-	if (buf_len(&u->rq) > 0 && !u->fatal)
+	if ((buf_len(&u->rq) > 0 || u->sink != NULL) && !u->fatal)
 		(void)buf_append(&u->rq, "\n", 1);
 	stdio_reap_within(STDIO_REAP_SOON_MS);
 	stdio_kick(u);
@@ -828,6 +873,7 @@ stdio_open(struct lws_vhost *vh, const struct server_conf *sc,
 	u->arg = arg;
 	u->tag = xstrdup(session_tag != NULL ? session_tag : sc->name);
 	u->max_line = sc->max_line > 0 ? sc->max_line : 16 * 1024 * 1024;
+	u->big_at = offload_threshold(&sc->offload);
 	buf_init(&u->wq, 0);
 	buf_init(&u->rq, 0);
 	buf_init(&u->eq, 0);
@@ -907,6 +953,9 @@ stdio_close(struct upstream *u)
 		return;
 	u->closed = 1;
 	lws_sul_cancel(&u->sul);
+	/* A large message cut off: what it stored goes, no callback. */
+	offload_sink_abort(u->sink);
+	u->sink = NULL;
 	for (k = 0; k < STDIO_NFD; k++) {
 		if (u->wsi[k] == NULL)
 			continue;

@@ -15,6 +15,7 @@
 
 struct lws_context;
 struct lws_vhost;
+struct offload_sink;
 struct server_conf;
 struct upstream;
 
@@ -29,6 +30,18 @@ struct upstream_ops {
 	void (*on_exit)(void *arg, const char *why);
 	/* The upstream can take more input (after send returned MT_EAGAIN). */
 	void (*on_drain)(void *arg);
+	/*
+	 * Optional (NULL = never asked).  A message still arriving has
+	 * passed offload_threshold() of the server's offload settings;
+	 * head holds its first len bytes.  Returns a sink (offload.h) that
+	 * has taken head: the upstream then writes the rest of the message
+	 * into it as it arrives, with no size limit, and ends it with
+	 * offload_sink_end() (which reports to the owner) or, if the
+	 * message is cut off or the upstream closed, offload_sink_abort().
+	 * NULL: read the message into memory as usual.
+	 */
+	struct offload_sink *(*on_big)(void *arg, const uint8_t *head,
+	    size_t len);
 };
 
 struct upstream_kind {

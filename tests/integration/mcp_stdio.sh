@@ -55,6 +55,10 @@ servers:
   everything:
     command: node
     args: ["$EVERYTHING_JS", "stdio"]
+    # No mcptun_* tools in its list, so the answers diff clean against
+    # the direct ones (tests/integration/offload.sh covers offload).
+    offload:
+      threshold_tokens: 0
   limited:
     command: node
     args: ["$EVERYTHING_JS", "stdio"]

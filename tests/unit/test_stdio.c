@@ -15,6 +15,7 @@
 
 #include "client/up_stdio.c"
 #include "client/upstream.c"
+#include "client/offload.c"
 
 #define MAXMSG	16
 
@@ -30,6 +31,13 @@ struct rec {
 };
 
 static struct lws_context *ctx;
+
+/* offload.c's timers run on the test's loop. */
+struct lws_context *
+client_context(void)
+{
+	return ctx;
+}
 static struct lws_vhost *vh;
 static lws_sorted_usec_list_t tick_sul;
 static struct server_conf conf;
@@ -77,7 +85,7 @@ rec_on_drain(void *arg)
 }
 
 static const struct upstream_ops rec_ops = {
-	rec_on_message, rec_on_exit, rec_on_drain
+	rec_on_message, rec_on_exit, rec_on_drain, NULL
 };
 
 static void
