@@ -91,7 +91,8 @@ static const struct conf_enum log_levels[] = {
 
 /* Tools the postgres adapter provides itself when builtin_tools is on. */
 static const char *const pg_builtin_tools[] = {
-	"query", "list_tables", "describe_table", "explain", NULL
+	"query", "list_schemas", "list_tables", "describe_table", "explain",
+	NULL
 };
 
 /* Which server keys apply to which types. */

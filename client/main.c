@@ -17,6 +17,7 @@
 #include "client/audit.h"
 #include "client/client.h"
 #include "client/client_conf.h"
+#include "client/up_postgres.h"
 #include "client/up_stdio.h"
 #include "client/watch.h"
 #include "common/daemon.h"
@@ -267,7 +268,7 @@ main(int argc, char **argv)
 		{ "version",	no_argument,		NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct lws_protocols protocols[5];
+	struct lws_protocols protocols[6];
 	struct lws_context_creation_info info;
 	char *token = NULL;
 	int check = 0, verbose = 0, ch;
@@ -341,6 +342,7 @@ main(int argc, char **argv)
 	protocols[2].name = "mcptun-ctl";
 	protocols[2].callback = ctl_callback;
 	protocols[3] = watch_protocol;
+	protocols[4] = pgup_protocol;
 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -375,6 +377,7 @@ main(int argc, char **argv)
 	watch_stop();
 	daemon_drain(ctx, 1000);
 	link_free();
+	pgup_shutdown();
 	stdio_shutdown();
 	lws_context_destroy(ctx);
 	audit_close();

@@ -20,6 +20,8 @@ upstream_kind_for(const struct server_conf *sc)
 	switch (sc->type) {
 	case SERVER_STDIO:
 		return &upstream_stdio;
+	case SERVER_POSTGRES:
+		return &upstream_postgres;
 	default:	/* http and postgres: not built yet */
 		return NULL;
 	}
