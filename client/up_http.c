@@ -697,9 +697,11 @@ httpup_deadline_cb(lws_sorted_usec_list_t *sul)
 	rq->timed_out = 1;
 	httpup_ref(u);
 	rq->busy++;
-	httpup_error(rq, JRPC_TIMEOUT, "upstream %s: no answer from %s "
-	    "within %llu ms", rq->dest->name, rq->dest->shown,
-	    (unsigned long long)rq->dest->timeout_ms);
+	/* An answered request whose stream stays open just ends quietly. */
+	if (!rq->answered)
+		httpup_error(rq, JRPC_TIMEOUT, "upstream %s: no answer from %s "
+		    "within %llu ms", rq->dest->name, rq->dest->shown,
+		    (unsigned long long)rq->dest->timeout_ms);
 	if (!httpup_req_unbusy(rq))
 		httpup_kick_soon(u);
 	httpup_unref(u);

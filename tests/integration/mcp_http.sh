@@ -49,13 +49,17 @@ relay:
   token: $TOKEN
   ca_file: $CERTS/ca.crt
 limits:
-  request_timeout: 20s
+  request_timeout: 40s
 servers:
   api:
     type: http
     url: http://127.0.0.1:$EV1/mcp
     headers:
       X-Api-Key: $SECRET
+    # No mcptun_* tools in its list, so the answers diff clean against
+    # the direct ones (tests/integration/offload.sh covers offload).
+    offload:
+      threshold_tokens: 0
   api2:
     type: http
     url: http://127.0.0.1:$EV2/mcp
@@ -97,6 +101,10 @@ servers:
   json:
     type: http
     url: http://127.0.0.1:$FAKE/json
+  late:
+    type: http
+    url: http://127.0.0.1:$FAKE/late
+    timeout: 35s
   badsse:
     type: http
     url: http://127.0.0.1:$FAKE/badsse
@@ -172,6 +180,11 @@ http.createServer((req, res) => {
 		case "/json":
 			jsonServer(req, res, body);
 			return;
+		case "/late":
+			/* initialize answered after libwebsockets' own 20 s wait */
+			setTimeout(() => jsonServer(req, res, body),
+			    body.includes('"initialize"') ? 23000 : 0);
+			return;
 		case "/hang":
 			return;		/* never answers */
 		case "/502":
@@ -243,6 +256,11 @@ case $out in
 	skip "mcp_http" "this mcptun-client is built without the HTTP upstream"
 	finish ;;
 esac
+
+# Runs in the background while the rest goes on; checked at the end.
+tunnel late '[{"op":"ping"},{"op":"close"}]' --timeout 60000 \
+    >"$T/late.out" 2>&1 &
+late=$!
 
 # --- the same answers as the server reached directly ------------------------
 script='[{"op":"listTools"},
@@ -384,6 +402,10 @@ check "the client logs why the session ended" \
     grep -q 'upstream api2 ended the session' "$T/client.log"
 out=$(tunnel api2 '[{"op":"callTool","name":"echo","args":{"message":"new session"}},{"op":"close"}]' 2>&1)
 expect_match "after the restart a new session works" 'Echo: new session' "$out"
+
+wait $late
+expect_match "an answer slower than lws's reply timeout, within the server's" \
+    '"step":1,"op":"ping","result":\{\}' "$(cat "$T/late.out")"
 
 # --- secrets ----------------------------------------------------------------
 if grep -q -e "$SECRET" -e "$TOKEN" "$T/client.log" "$T/relay.log"; then
