@@ -159,6 +159,7 @@ static void merge_complete(struct merge *, struct agg *);
 static void merge_member_failed(struct merge *, struct member *,
     const char *);
 static int merge_member_response(struct merge *, struct member *, json_t *);
+static void merge_note_links(struct merge *, struct member *, const json_t *);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -675,6 +676,7 @@ merge_member_response(struct merge *m, struct member *mb, json_t *msg)
 	}
 	switch (op->kind) {
 	case MOP_FORWARD:
+		merge_note_links(m, mb, json_object_get(msg, "result"));
 		merge_forward_answer(m, mb, msg, op->agent_id);
 		mop_free(m, op);
 		break;
@@ -865,6 +867,51 @@ merge_cursor_decode(const char *hex)
 	return j;
 }
 
+/* Records a template's fixed prefix for routing URIs, once. */
+static void
+merge_add_template(struct merge *m, const char *p, size_t len,
+    const char *server)
+{
+	const char *q;
+	json_t *t;
+	size_t i;
+
+	json_array_foreach(m->templates, i, t) {
+		q = json_string_value(json_object_get(t, "p"));
+		if (strlen(q) == len && strncmp(q, p, len) == 0 &&
+		    strcmp(json_string_value(json_object_get(t, "s")),
+		    server) == 0)
+			return;
+	}
+	json_array_append_new(m->templates, json_pack("{s:s%, s:s}", "p", p,
+	    len, "s", server));
+}
+
+/*
+ * Resources a tool answer links to (resource_link, embedded resource)
+ * belong to the server that answered: resources/read finds it by URI.
+ */
+static void
+merge_note_links(struct merge *m, struct member *mb, const json_t *result)
+{
+	const json_t *content = json_object_get(result, "content"), *it;
+	const char *uri, *type;
+	size_t i;
+
+	json_array_foreach(content, i, it) {
+		type = json_string_value(json_object_get(it, "type"));
+		uri = NULL;
+		if (type != NULL && strcmp(type, "resource_link") == 0)
+			uri = json_string_value(json_object_get(it, "uri"));
+		else if (type != NULL && strcmp(type, "resource") == 0)
+			uri = json_string_value(json_object_get(
+			    json_object_get(it, "resource"), "uri"));
+		if (uri != NULL)
+			json_object_set_new(m->uris, uri,
+			    json_string(mb->server));
+	}
+}
+
 /* The definition of the fallback tool. */
 static json_t *
 merge_fallback_def(void)
@@ -939,11 +986,9 @@ merge_join_list(struct merge *m, struct agg *a, const char *key)
 			    (uri = json_string_value(json_object_get(it,
 			    "uriTemplate"))) != NULL &&
 			    (brace = strchr(uri, '{')) != NULL &&
-			    brace > uri) {
-				json_array_append_new(m->templates,
-				    json_pack("{s:s%, s:s}", "p", uri,
-				    (size_t)(brace - uri), "s", mb->server));
-			}
+			    brace > uri)
+				merge_add_template(m, uri,
+				    (size_t)(brace - uri), mb->server);
 			if (table == NULL)
 				json_array_append(out, it);
 		}
@@ -1245,6 +1290,9 @@ merge_route_name(struct merge *m, struct mnames *table, const char *name,
 		*orig = n;
 		return merge_member(m, server);
 	}
+	/* Never guess a removed server's name onto another server. */
+	if (mnames_gone(table, name) != NULL)
+		return NULL;
 	TAILQ_FOREACH(mb, &m->members, entry) {
 		len = strlen(mb->server);
 		if (!mb->removed && strncmp(name, mb->server, len) == 0 &&
@@ -1393,6 +1441,13 @@ merge_request(struct merge *m, json_t *msg)
 		}
 		mb = merge_route_name(m, method[0] == 't' ? m->tools :
 		    m->prompts, name, &orig);
+		if (mb == NULL && (orig = mnames_gone(method[0] == 't' ?
+		    m->tools : m->prompts, name)) != NULL) {
+			merge_error(m, id, JRPC_UNAVAILABLE, "%s %s is gone: "
+			    "server %s was removed from the allowlist",
+			    method[0] == 't' ? "tool" : "prompt", name, orig);
+			goto out;
+		}
 		if (mb == NULL) {
 			merge_error(m, id, JRPC_INVALID_PARAMS, "unknown %s "
 			    "%s; list them again (or call %s): the servers of "

@@ -68,12 +68,17 @@ void	 mnames_assign(struct mnames *t, size_t n, const char *const *servers,
  */
 int	 mnames_lookup(const struct mnames *t, const char *exposed,
 	    const char **server, const char **name);
-/* The exposed name of a pair, or NULL. */
+/* The exposed name of a pair (NULL if unknown or its server is gone). */
 const char *mnames_exposed(const struct mnames *t, const char *server,
 	    const char *name);
-/* Forgets every pair of server (it was removed). */
+/*
+ * Marks every pair of server gone (it was removed): their names no longer
+ * resolve, but stay taken, and come back if the server's pairs do.
+ */
 void	 mnames_drop_server(struct mnames *t, const char *server);
-/* Number of pairs (reserved names not counted). */
+/* The server an exposed name belonged to if that server is gone, or NULL. */
+const char *mnames_gone(const struct mnames *t, const char *exposed);
+/* Number of live pairs (reserved names and gone pairs not counted). */
 size_t	 mnames_count(const struct mnames *t);
 
 /* ---- merge.c: what session.c uses ------------------------------------- */

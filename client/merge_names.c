@@ -11,9 +11,12 @@
  * suffix hashed from (server, name, attempt), trying attempts until one
  * is free.  Nothing here fails: any pair gets a valid name.
  *
- * Names are stable for a session: a pair named once keeps its name until
- * its server is removed, even if later pages or servers would have ordered
- * things differently, so an agent's earlier tools/list stays callable.
+ * Names are stable for a session: a pair named once keeps its name, even
+ * if later pages or servers would have ordered things differently, so an
+ * agent's earlier tools/list stays callable.  When a server is removed its
+ * names stay behind as tombstones: a call to one is answered "removed"
+ * rather than guessed onto another server, and the server gets the same
+ * names back if a later reload restores it.
  *
  * The table is a plain array searched linearly; a session shows at most a
  * few hundred tools.  No I/O and no global state, for unit tests.
@@ -30,6 +33,7 @@ struct mname {
 	char	*exposed;
 	char	*server;	/* NULL for a reserved name */
 	char	*name;
+	int	 gone;		/* its server was removed */
 };
 
 struct mnames {
@@ -165,6 +169,7 @@ mnames_add(struct mnames *t, const char *exposed, const char *server,
 	e->exposed = xstrdup(exposed);
 	e->server = server != NULL ? xstrdup(server) : NULL;
 	e->name = name != NULL ? xstrdup(name) : NULL;
+	e->gone = 0;
 	if (server != NULL)
 		t->pairs++;
 }
@@ -198,16 +203,20 @@ mnames_assign(struct mnames *t, size_t n, const char *const *servers,
     const char *const *names, const char **out)
 {
 	struct mpair *todo;
-	const struct mname *e;
+	struct mname *e;
 	char cand[MNAME_MAX + 1];
 	size_t i, k = 0;
 	unsigned attempt;
 
 	todo = xcalloc(n ? n : 1, sizeof(*todo));
 	for (i = 0; i < n; i++) {
-		if ((e = mnames_find_pair(t, servers[i], names[i])) != NULL)
+		if ((e = mnames_find_pair(t, servers[i], names[i])) != NULL) {
+			if (e->gone) {		/* its server came back */
+				e->gone = 0;
+				t->pairs++;
+			}
 			out[i] = e->exposed;
-		else {
+		} else {
 			todo[k].server = servers[i];
 			todo[k].name = names[i];
 			todo[k].idx = i;
@@ -241,7 +250,7 @@ mnames_lookup(const struct mnames *t, const char *exposed,
 {
 	const struct mname *e = mnames_find_exposed(t, exposed);
 
-	if (e == NULL || e->server == NULL)
+	if (e == NULL || e->server == NULL || e->gone)
 		return 0;
 	*server = e->server;
 	*name = e->name;
@@ -249,28 +258,32 @@ mnames_lookup(const struct mnames *t, const char *exposed,
 }
 
 const char *
+mnames_gone(const struct mnames *t, const char *exposed)
+{
+	const struct mname *e = mnames_find_exposed(t, exposed);
+
+	return e != NULL && e->gone ? e->server : NULL;
+}
+
+const char *
 mnames_exposed(const struct mnames *t, const char *server, const char *name)
 {
 	const struct mname *e = mnames_find_pair(t, server, name);
 
-	return e != NULL ? e->exposed : NULL;
+	return e != NULL && !e->gone ? e->exposed : NULL;
 }
 
 void
 mnames_drop_server(struct mnames *t, const char *server)
 {
-	size_t i = 0;
+	size_t i;
 
-	while (i < t->n) {
-		if (t->v[i].server != NULL &&
+	for (i = 0; i < t->n; i++) {
+		if (t->v[i].server != NULL && !t->v[i].gone &&
 		    strcmp(t->v[i].server, server) == 0) {
-			free(t->v[i].exposed);
-			free(t->v[i].server);
-			free(t->v[i].name);
-			t->v[i] = t->v[--t->n];
+			t->v[i].gone = 1;
 			t->pairs--;
-		} else
-			i++;
+		}
 	}
 }
 

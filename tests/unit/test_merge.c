@@ -194,12 +194,28 @@ test_stable_and_reserved(void **state)
 		assert_string_equal(out[1], "d_x");
 		assert_int_equal(mnames_count(t), 4);
 	}
-	/* Dropping a server frees its names; others stay. */
+	/* Dropping a server: its names stop resolving but stay taken. */
 	mnames_drop_server(t, "a_b");
 	assert_int_equal(mnames_count(t), 3);
 	assert_false(mnames_lookup(t, "a_b_c", &srv, &nm));
 	assert_null(mnames_exposed(t, "a_b", "c"));
+	assert_string_equal(mnames_gone(t, "a_b_c"), "a_b");
+	assert_null(mnames_gone(t, "d_x"));
 	assert_true(mnames_lookup(t, "d_x", &srv, &nm));
+	{
+		const char *sa[] = { "a" }, *na[] = { "b.c" };
+
+		/* A newcomer cannot take a tombstone's name... */
+		mnames_assign(t, 1, sa, na, out);
+		assert_int_equal(strncmp(out[0], "a_b_c-", 6), 0);
+		assert_int_equal(mnames_count(t), 4);
+	}
+	/* ...and the server, back, gets its old name. */
+	mnames_assign(t, 1, s1, n1, out);
+	assert_string_equal(out[0], "a_b_c");
+	assert_null(mnames_gone(t, "a_b_c"));
+	assert_true(mnames_lookup(t, "a_b_c", &srv, &nm));
+	assert_string_equal(srv, "a_b");
 	mnames_free(t);
 }
 

@@ -98,10 +98,12 @@ link_resume(uint32_t stream)
 struct upstream {
 	const struct upstream_ops	*ops;
 	void				*arg;
+	char				 server[64];
 };
 
 static struct upstream *up;		/* the last one opened */
 static char *to_up[MAXREC];
+static char to_up_srv[MAXREC][64];	/* which server got to_up[i] */
 static int nto_up;
 static int up_send_rc, up_open_fail, up_closes, up_pauses, up_resumes;
 static char up_err[256];
@@ -139,6 +141,7 @@ fake_open(struct lws_vhost *vh, const struct server_conf *sc,
 	up = xcalloc(1, sizeof(*up));
 	up->ops = ops;
 	up->arg = arg;
+	snprintf(up->server, sizeof(up->server), "%s", sc->name);
 	*out = up;
 	return 0;
 }
@@ -148,8 +151,11 @@ fake_send(struct upstream *u, const uint8_t *msg, size_t len)
 {
 	if (up_send_rc != 0 && up_send_rc != MT_EAGAIN)
 		return up_send_rc;
-	if (nto_up < MAXREC)
+	if (nto_up < MAXREC) {
+		snprintf(to_up_srv[nto_up], sizeof(to_up_srv[0]), "%s",
+		    u->server);
 		to_up[nto_up++] = xstrndup((const char *)msg, len);
+	}
 	return up_send_rc;
 }
 
@@ -174,7 +180,8 @@ fake_resume(struct upstream *u)
 	up_resumes++;
 }
 
-static const struct upstream_kind fake_kind = {
+/* Not const: the merged test swaps in an open that remembers each one. */
+static struct upstream_kind fake_kind = {
 	"stdio", fake_open, fake_send, fake_close, fake_pause, fake_resume
 };
 
@@ -826,6 +833,317 @@ test_reconfigure(void **state)
 	client_conf_unref(gone);
 }
 
+/* ---- the merged endpoint ---------------------------------------------- */
+
+static struct upstream *mups[8];
+static int nmups;
+
+static int
+merged_open(struct lws_vhost *vh, const struct server_conf *sc,
+    const char *agent, const char *tag, const struct upstream_ops *ops,
+    void *arg, struct upstream **out)
+{
+	int r = fake_open(vh, sc, agent, tag, ops, arg, out);
+
+	if (r == 0 && nmups < 8)
+		mups[nmups++] = *out;
+	return r;
+}
+
+/* The upstream of server (opened by a merge), or NULL. */
+static struct upstream *
+mup(const char *server)
+{
+	int i;
+
+	for (i = nmups - 1; i >= 0; i--)
+		if (mups[i] != NULL && strcmp(mups[i]->server, server) == 0)
+			return mups[i];
+	return NULL;
+}
+
+static void
+mup_says(const char *server, const char *text)
+{
+	struct upstream *u = mup(server);
+	char *copy = xstrdup(text);
+
+	assert_non_null(u);
+	u->ops->on_message(u->arg, (const uint8_t *)copy, strlen(copy));
+	free(copy);
+}
+
+/* The last message to server, parsed (caller decrefs). */
+static json_t *
+last_to(const char *server)
+{
+	int i;
+
+	for (i = nto_up - 1; i >= 0; i--)
+		if (strcmp(to_up_srv[i], server) == 0)
+			return json_loads(to_up[i], 0, NULL);
+	fail_msg("nothing was sent to %s", server);
+	return NULL;
+}
+
+static json_t *
+last_to_agent(void)
+{
+	assert_true(nto_agent > 0);
+	return json_loads(to_agent[nto_agent - 1], 0, NULL);
+}
+
+static const char merged_conf[] =
+    "relay:\n"
+    "  url: wss://relay.example/tunnel\n"
+    "  tunnel: acme\n"
+    "  token: abcdefghijklmnopqrstuvwxyz012345\n"
+    "offload:\n"
+    "  threshold_tokens: 0\n"
+    "servers:\n"
+    "  a:\n"
+    "    command: cat\n"
+    "  a_b:\n"
+    "    command: cat\n"
+    "    tools:\n"
+    "      deny: [secret]\n"
+    "  hidden:\n"
+    "    command: cat\n"
+    "  web:\n"
+    "    type: http\n"
+    "    url: https://wiki.example/mcp\n";
+
+static void
+test_merged(void **state)
+{
+	static const char *const servers[] = { "a", "a_b", "web", "zz" };
+	struct client_conf *c = NULL, *less = NULL;
+	struct session *s = NULL;
+	char why[256], err[512], text[512];
+	json_int_t ida, idb, id;
+	json_t *j, *tools;
+	const char *text0;
+	size_t i, n;
+
+	assert_int_equal(client_conf_load_mem("m.yaml", merged_conf,
+	    strlen(merged_conf), &c, err, sizeof(err)), 0);
+	client_conf_unref(cur);
+	cur = c;
+	nmups = 0;
+	fake_kind.open = merged_open;
+
+	/* "hidden" is in the allowlist but not the agent's: never opened. */
+	assert_int_equal(session_open(7, "*", "agent", servers, 4, NULL, 0,
+	    &s, why, sizeof(why)), 0);
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+	    "\"params\":{\"protocolVersion\":\"2025-06-18\","
+	    "\"capabilities\":{},\"clientInfo\":{\"name\":\"t\","
+	    "\"version\":\"1\"}}}");
+	assert_int_equal(nmups, 2);		/* a, a_b; web has no kind */
+	assert_null(mup("hidden"));
+	assert_int_equal(nto_agent, 0);		/* waits for both */
+	j = last_to("a");
+	assert_string_equal(json_string_value(json_object_get(j, "method")),
+	    "initialize");
+	ida = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	j = last_to("a_b");
+	idb = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	assert_true(ida != idb);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"protocolVersion\":\"2025-03-26\",\"capabilities\":"
+	    "{\"tools\":{}},\"serverInfo\":{\"name\":\"a\"}}}",
+	    (long long)ida);
+	mup_says("a", text);
+	assert_int_equal(nto_agent, 0);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":"
+	    "{\"tools\":{},\"logging\":{}},\"serverInfo\":{\"name\":\"ab\"}}}",
+	    (long long)idb);
+	mup_says("a_b", text);
+	assert_int_equal(nto_agent, 1);
+	j = last_to_agent();
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    json_object_get(j, "result"), "serverInfo"), "name")),
+	    "mcptun-merged");
+	assert_true(json_is_true(json_object_get(json_object_get(
+	    json_object_get(json_object_get(j, "result"), "capabilities"),
+	    "tools"), "listChanged")));
+	/* The oldest version a member speaks. */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    j, "result"), "protocolVersion")), "2025-03-26");
+	json_decref(j);
+	j = last_to("a");
+	assert_string_equal(json_string_value(json_object_get(j, "method")),
+	    "notifications/initialized");
+	json_decref(j);
+
+	/* tools/list: joined, renamed, collisions resolved, fallback last. */
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\"}");
+	j = last_to("a");
+	ida = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	j = last_to("a_b");
+	idb = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"tools\":[{\"name\":\"c\"},{\"name\":\"secret\"}],"
+	    "\"nextCursor\":\"p2\"}}", (long long)idb);
+	mup_says("a_b", text);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"tools\":[{\"name\":\"b_c\"},{\"name\":\"x.y\"}]}}",
+	    (long long)ida);
+	mup_says("a", text);
+	j = last_to_agent();
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 2);
+	tools = json_object_get(json_object_get(j, "result"), "tools");
+	n = json_array_size(tools);
+	assert_int_equal(n, 4);		/* a_b's "secret" is filtered */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    tools, 0), "name")), "a_b_c");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    tools, 1), "name")), "a_x_y");
+	text0 = json_string_value(json_object_get(json_array_get(tools, 2),
+	    "name"));
+	assert_int_equal(strncmp(text0, "a_b_c-", 6), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    tools, 3), "name")), "mcptun_tools");
+	for (i = 0; i < n; i++)
+		assert_true(mname_valid(json_string_value(json_object_get(
+		    json_array_get(tools, i), "name"))));
+	/* One cursor of ours, naming a_b's own. */
+	text0 = json_string_value(json_object_get(json_object_get(j,
+	    "result"), "nextCursor"));
+	assert_non_null(text0);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":3,"
+	    "\"method\":\"tools/list\",\"params\":{\"cursor\":\"%s\"}}", text0);
+	json_decref(j);
+	i = (size_t)nto_up;
+	input(s, text);
+	assert_int_equal(nto_up, (int)i + 1);	/* only a_b has more */
+	j = last_to("a_b");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    j, "params"), "cursor")), "p2");
+	idb = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"tools\":[{\"name\":\"d\"}]}}", (long long)idb);
+	mup_says("a_b", text);
+	j = last_to_agent();
+	tools = json_object_get(json_object_get(j, "result"), "tools");
+	assert_int_equal(json_array_size(tools), 1);	/* no fallback again */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    tools, 0), "name")), "a_b_d");
+	json_decref(j);
+
+	/* A call: the original name, our id and progress token. */
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":\"call-1\",\"method\":"
+	    "\"tools/call\",\"params\":{\"name\":\"a_b_c\",\"_meta\":"
+	    "{\"progressToken\":\"tok\"}}}");
+	j = last_to("a");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    j, "params"), "name")), "b_c");
+	id = json_integer_value(json_object_get(j, "id"));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    json_object_get(j, "params"), "_meta"), "progressToken")), id);
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"method\":"
+	    "\"notifications/progress\",\"params\":{\"progressToken\":%lld,"
+	    "\"progress\":1}}", (long long)id);
+	mup_says("a", text);
+	j = last_to_agent();
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    j, "params"), "progressToken")), "tok");
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"content\":[]}}", (long long)id);
+	mup_says("a", text);
+	j = last_to_agent();
+	assert_string_equal(json_string_value(json_object_get(j, "id")),
+	    "call-1");
+	json_decref(j);
+	/* The filter of a_b still holds through the merge. */
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"a_b_secret\"}}");
+	assert_non_null(strstr(to_agent[nto_agent - 1], "-32003"));
+	assert_non_null(strstr(to_agent[nto_agent - 1], "tool secret is not "
+	    "allowed on server a_b"));
+	/* Unknown, and on a server that could not start. */
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"nope\"}}");
+	assert_non_null(strstr(to_agent[nto_agent - 1], "-32602"));
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"web_search\"}}");
+	assert_non_null(strstr(to_agent[nto_agent - 1], "-32004"));
+	assert_non_null(strstr(to_agent[nto_agent - 1], "server web is not "
+	    "available: server type http not supported yet"));
+	/* ping is ours. */
+	i = (size_t)nto_up;
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}");
+	assert_int_equal(nto_up, (int)i);
+	assert_string_equal(to_agent[nto_agent - 1],
+	    "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}");
+
+	/* Both servers ask the agent something with id 0: no collision. */
+	mup_says("a", "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":"
+	    "\"sampling/createMessage\",\"params\":{}}");
+	j = last_to_agent();
+	ida = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	mup_says("a_b", "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":"
+	    "\"sampling/createMessage\",\"params\":{}}");
+	j = last_to_agent();
+	idb = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	assert_true(ida != idb);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"model\":\"m\"}}", (long long)idb);
+	i = (size_t)nto_up;
+	input(s, text);
+	assert_int_equal(nto_up, (int)i + 1);
+	assert_string_equal(to_up_srv[nto_up - 1], "a_b");
+	j = last_to("a_b");
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), 0);
+	json_decref(j);
+
+	/* A reload without a_b: its pending call gets -32004, list_changed. */
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"a_b_d\"}}");
+	snprintf(text, sizeof(text), "%s", merged_conf);
+	*strstr(text, "  a_b:\n") = '\0';
+	strncat(text, "  web:\n    type: http\n    url: https://w.example/\n",
+	    sizeof(text) - strlen(text) - 1);
+	assert_int_equal(client_conf_load_mem("m.yaml", text, strlen(text),
+	    &less, err, sizeof(err)), 0);
+	client_conf_unref(cur);
+	cur = less;
+	n = (size_t)nto_agent;
+	assert_int_equal(session_reconfigure(s, cur), SESSION_RECONF_MERGED);
+	assert_true((size_t)nto_agent >= n + 2);
+	assert_non_null(strstr(to_agent[n], "\"id\":8"));
+	assert_non_null(strstr(to_agent[n], "server a_b was removed from the "
+	    "allowlist"));
+	assert_non_null(strstr(to_agent[n + 1],
+	    "notifications/tools/list_changed"));
+	assert_int_equal(stream_ended, 0);	/* the merged stream stays */
+	assert_int_equal(up_closes, 1);
+	/* Not guessed onto server a as tool "b_d". */
+	i = (size_t)nto_up;
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"a_b_d\"}}");
+	assert_int_equal(nto_up, (int)i);
+	assert_non_null(strstr(to_agent[nto_agent - 1], "-32004"));
+	assert_non_null(strstr(to_agent[nto_agent - 1], "tool a_b_d is gone: "
+	    "server a_b was removed from the allowlist"));
+	run_ms(20);	/* the reaper frees the removed member */
+
+	session_close(s);
+	assert_int_equal(up_closes, 2);
+	fake_kind.open = fake_open;
+}
+
 int
 main(void)
 {
@@ -853,6 +1171,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reconfigure, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_merged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
