@@ -214,11 +214,13 @@ offload_id_valid(const char *s)
 {
 	size_t i;
 
+	if (strnlen(s, OFFLOAD_ID_LEN + 1) != OFFLOAD_ID_LEN)
+		return 0;
 	for (i = 0; i < OFFLOAD_ID_LEN; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' &&
 		    s[i] <= 'f')))
 			return 0;
-	return s[i] == '\0';
+	return 1;
 }
 
 /*
@@ -1183,9 +1185,12 @@ odir_open(const char *path, char *why, size_t whylen)
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(why, whylen, "%s", errno == ELOOP ?
-		    "it is a symbolic link" : errno == ENOTDIR ?
-		    "it is not a directory" : strerror(errno));
+		if (errno == ELOOP || (errno == ENOTDIR && lstat(path, &st) ==
+		    0 && S_ISLNK(st.st_mode)))
+			snprintf(why, whylen, "it is a symbolic link");
+		else
+			snprintf(why, whylen, "%s", errno == ENOTDIR ?
+			    "it is not a directory" : strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) != 0) {
@@ -2220,11 +2225,7 @@ oline_start(int fd, const struct oentry *e, uint64_t line, uint64_t *offp)
 			skip--;
 			s = nl + 1;
 		}
-		pos += (uint64_t)(s - chunk);
-		if (skip > 0 && s == chunk)
-			pos += (uint64_t)r;
-		else if (skip > 0)
-			pos += (uint64_t)(chunk + r - s);
+		pos += skip > 0 ? (uint64_t)r : (uint64_t)(s - chunk);
 	}
 	*offp = skip > 0 ? e->size : pos;
 	return 0;
@@ -2328,7 +2329,8 @@ oslice_lines(int fd, const struct oentry *e, uint64_t line, uint64_t count,
 					break;
 			}
 		}
-		if (!over && got < count && pos + chunk == e->size) {
+		if (!over && got < count && pos + chunk == e->size &&
+		    end < e->size) {
 			end = e->size;		/* a last line without '\n' */
 			got++;
 		}
@@ -2534,7 +2536,8 @@ ogrep_line_end(struct ogrep *g, uint64_t len)
 		s = ogrep_show(g, len, 1, &n);
 		ogrep_emit(g, g->lineno, ':', s, n);
 		free(s);
-		g->matches++;
+		if (!g->full)
+			g->matches++;
 		g->after = g->context;
 		if (g->matches >= g->max && g->after == 0)
 			g->done = 1;
