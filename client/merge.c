@@ -599,8 +599,12 @@ member_initialized(struct merge *m, struct member *mb, struct agg *init,
 		    "error"), "message")) != NULL ?
 		    json_string_value(json_object_get(json_object_get(msg,
 		    "error"), "message")) : "no result");
-		log_info("[*/%u] server %s left out: %s", m->stream,
-		    mb->server, why);
+		if (m->in_reconf)	/* removed while it started */
+			log_debug("[*/%u] server %s left out: %s", m->stream,
+			    mb->server, why);
+		else
+			log_info("[*/%u] server %s left out: %s", m->stream,
+			    mb->server, why);
 		mb->closing = mb->s != NULL;
 		merge_reap_soon(m);
 		merge_member_failed(m, mb, why);
@@ -640,7 +644,7 @@ member_initialized(struct merge *m, struct member *mb, struct agg *init,
 		agg_part(m, init, mb, result);
 	else if (mb->announce) {
 		mb->announce = 0;
-		log_info("[*/%u] server %s added to the merged session",
+		log_debug("[*/%u] server %s added to the merged session",
 		    m->stream, mb->server);
 		merge_list_changed(m);
 	}
@@ -811,8 +815,12 @@ merge_member_ended(struct merge *m, struct session *member, uint16_t code,
 	merge_member_failed(m, mb, why);
 	if (code == CLOSE_REMOVED)
 		member_forget(m, mb);
-	log_info("[*/%u] server %s left the merged session: %s", m->stream,
-	    mb->server, why);
+	if (code == CLOSE_REMOVED)	/* the reload's line says it */
+		log_debug("[*/%u] server %s left the merged session: %s",
+		    m->stream, mb->server, why);
+	else
+		log_info("[*/%u] server %s left the merged session: %s",
+		    m->stream, mb->server, why);
 	if (!m->in_reconf)
 		merge_list_changed(m);
 }

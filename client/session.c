@@ -1142,7 +1142,8 @@ session_reconfigure(struct session *s, const struct client_conf *conf)
 	if ((nsc = client_conf_server(conf, s->server)) == NULL) {
 		snprintf(why, sizeof(why), "server %s was removed from the "
 		    "allowlist", s->server);
-		log_info("[%s] %s; ending the session", s->tag, why);
+		/* The reload's one line counts it; details for debugging. */
+		log_debug("[%s] %s; ending the session", s->tag, why);
 		session_hold(s);
 		session_end(s, CLOSE_REMOVED, why, JRPC_UNAVAILABLE, why,
 		    "error");
@@ -1153,7 +1154,7 @@ session_reconfigure(struct session *s, const struct client_conf *conf)
 		what |= SESSION_RECONF_TOOLS;
 	if (!server_conf_equal_settings(s->sc, nsc)) {
 		what |= SESSION_RECONF_SETTINGS;
-		log_info("[%s] server %s's connection settings changed; this "
+		log_debug("[%s] server %s's connection settings changed; this "
 		    "session keeps the upstream it started with until it ends",
 		    s->tag, s->server);
 	}

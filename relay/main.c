@@ -124,29 +124,102 @@ load_conf(const char *path, const char *listen)
 	return NULL;
 }
 
+/* Appends name to a ", "-separated list in *list (NULL = empty). */
+static void
+name_list_add(char **list, const char *name)
+{
+	char *t;
+
+	t = xasprintf("%s%s%s", *list != NULL ? *list : "",
+	    *list != NULL ? ", " : "", name);
+	free(*list);
+	*list = t;
+}
+
+static const struct relay_agent_conf *
+find_agent(const struct relay_conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nagents; i++)
+		if (strcmp(c->agents[i].name, name) == 0)
+			return &c->agents[i];
+	return NULL;
+}
+
+/* 1 if the agent's token or scopes differ. */
+static int
+agent_changed(const struct relay_agent_conf *a,
+    const struct relay_agent_conf *b)
+{
+	size_t i;
+
+	if (memcmp(a->token_hash, b->token_hash, sizeof(a->token_hash)) != 0)
+		return 1;
+	for (i = 0; a->allow != NULL && a->allow[i] != NULL; i++)
+		if (b->allow == NULL || b->allow[i] == NULL ||
+		    strcmp(a->allow[i], b->allow[i]) != 0)
+			return 1;
+	return b->allow != NULL && b->allow[i] != NULL;
+}
+
+/*
+ * Reloads the configuration on SIGHUP: loaded and checked completely
+ * first (a broken file changes nothing), then swapped in.  Agents'
+ * tokens and scopes apply from their next request (every request is
+ * authenticated against the current snapshot); sessions of agents that
+ * were removed or narrowed end.  One line says what changed.
+ */
 static void
 reload(void)
 {
-	struct relay_conf *c;
-	size_t ended;
+	const struct relay_agent_conf *oa;
+	struct relay_conf *c, *old;
+	char *t_add = NULL, *t_del = NULL, *a_add = NULL, *a_del = NULL;
+	char *a_chg = NULL;
+	size_t i, ended;
 
-	log_info("SIGHUP: reloading %s", conf_path);
 	if ((c = load_conf(conf_path, NULL)) == NULL) {
-		log_warnx("reload failed; keeping the running configuration");
+		log_warnx("reload (SIGHUP) of %s failed; keeping the running "
+		    "configuration", conf_path);
 		return;
 	}
 	if (strcmp(c->listen_host, cur_conf->listen_host) != 0 ||
 	    c->listen_port != cur_conf->listen_port)
 		log_warnx("reload: a new listen address takes a restart; "
 		    "still listening on %s", cur_conf->listen);
+	for (i = 0; i < c->ntunnels; i++)
+		if (relay_conf_tunnel(cur_conf, c->tunnels[i].name) == NULL)
+			name_list_add(&t_add, c->tunnels[i].name);
+	for (i = 0; i < cur_conf->ntunnels; i++)
+		if (relay_conf_tunnel(c, cur_conf->tunnels[i].name) == NULL)
+			name_list_add(&t_del, cur_conf->tunnels[i].name);
+	for (i = 0; i < c->nagents; i++) {
+		if ((oa = find_agent(cur_conf, c->agents[i].name)) == NULL)
+			name_list_add(&a_add, c->agents[i].name);
+		else if (agent_changed(oa, &c->agents[i]))
+			name_list_add(&a_chg, c->agents[i].name);
+	}
+	for (i = 0; i < cur_conf->nagents; i++)
+		if (find_agent(c, cur_conf->agents[i].name) == NULL)
+			name_list_add(&a_del, cur_conf->agents[i].name);
 	/* The new listen/TLS settings need a restart; keep the running ones. */
-	relay_conf_unref(cur_conf);
+	old = cur_conf;
 	cur_conf = c;
 	log_set_level((enum log_level)c->log_level);
 	tunnel_configure(c);
 	ended = http_reconfigure(c);
-	log_info("reload: %zu tunnel(s), %zu agent(s); %zu session(s) of "
-	    "removed or narrowed agents ended", c->ntunnels, c->nagents, ended);
+	relay_conf_unref(old);
+	log_info("reload (SIGHUP): tunnels added %s, removed %s; agents added "
+	    "%s, removed %s, changed %s; %zu session(s) of removed or "
+	    "narrowed agents ended", t_add ? t_add : "-", t_del ? t_del : "-",
+	    a_add ? a_add : "-", a_del ? a_del : "-", a_chg ? a_chg : "-",
+	    ended);
+	free(t_add);
+	free(t_del);
+	free(a_add);
+	free(a_del);
+	free(a_chg);
 }
 
 

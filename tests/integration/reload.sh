@@ -387,11 +387,28 @@ expect_match "bob can call before the reload" 'Echo: bob' "$out"
 out=$(agent --url "$URL/everything" --token "$CAROL" --ca "$CERTS/ca.crt" \
     '[{"op":"ping"}]' 2>&1)
 expect_match "carol is refused before the reload" '401|Unauthorized' "$out"
-relay_yaml "carol"
-n=$(count "$T/relay.log" 'reload: ')
+# A broken relay file first: nothing changes, the position is logged.
+cp "$T/relay.yaml" "$T/relay.yaml.good"
+printf 'agents:\n  eve:\n    token_sha256: nothex\n' >>"$T/relay.yaml"
+n=$(count "$T/relay.log" 'reload \(SIGHUP\)')
 kill -HUP "$RPID"
-wait_count "$T/relay.log" 'reload: ' $((n + 1)) 10 ||
+wait_count "$T/relay.log" 'reload \(SIGHUP\)' $((n + 1)) 10 ||
     not_ok "relay reloads on SIGHUP"
+expect_match "relay: a broken file is refused with file:line:col" \
+    'relay\.yaml:[0-9]+:[0-9]+: ' "$(cat "$T/relay.log")"
+expect_match "relay: ... and the running configuration kept" \
+    'reload \(SIGHUP\) of .* failed; keeping the running configuration' \
+    "$(cat "$T/relay.log")"
+out=$(sess B '{"op":"callTool","name":"echo","args":{"message":"bob2"}}')
+expect_match "relay: bob still works after the broken file" 'Echo: bob2' "$out"
+relay_yaml "carol"
+n=$(count "$T/relay.log" 'reload \(SIGHUP\)')
+kill -HUP "$RPID"
+wait_count "$T/relay.log" 'reload \(SIGHUP\)' $((n + 1)) 10 ||
+    not_ok "relay reloads on SIGHUP"
+expect_match "relay: one reload line says what changed" \
+    'reload \(SIGHUP\): tunnels added -, removed -; agents added carol, removed bob, changed -; 1 session\(s\) of removed or narrowed agents ended' \
+    "$(grep 'reload (SIGHUP):' "$T/relay.log" | tail -n 1)"
 expect_match "relay: bob's session ended" \
     'agent bob.*ended: the agent was removed|session .* \(agent bob.*ended: the agent was removed' \
     "$(cat "$T/relay.log")"
