@@ -62,8 +62,9 @@ RELAY_SRCS  := relay/main.c relay/tunnel.c relay/http.c relay/metrics.c \
                relay/mcp_route.c $(RELAY_CONF_SRCS)
 CLIENT_SRCS := client/main.c client/link.c client/session.c client/audit.c \
                client/upstream.c client/up_stdio.c client/merge.c \
-               client/merge_names.c client/watch.c client/up_postgres.c \
-               client/pgsql.c $(CLIENT_CONF_SRCS)
+               client/merge_names.c client/watch.c client/offload.c \
+               client/up_postgres.c client/pgsql.c \
+               $(CLIENT_CONF_SRCS)
 
 PROTO_OBJS  := $(PROTO_SRCS:%.c=$(B)/%.o)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
