@@ -754,8 +754,9 @@ test_owner_and_quota(void **state)
 	snprintf(path, sizeof(path), "%s/%s.out", oc->dir, id1);
 	assert_int_equal(stat(path, &st), -1);
 	/* Ending a's session leaves b's output. */
+	snprintf(id1, sizeof(id1), "%s", e3->id);
 	offload_owner_end(a.key);
-	assert_null(oentry_find(a.key, "claude", e3->id));
+	assert_null(oentry_find(a.key, "claude", id1));
 	assert_ptr_equal(oentry_find(b.key, "claude", e2->id), e2);
 	/* One result larger than the quota alone: refused (after evicting). */
 	assert_non_null(e4 = oentry_new(oc, &a, "t"));
