@@ -9,13 +9,23 @@
 # session or agent is told "not found"; TTL and quota eviction; a result
 # just under the threshold passes untouched, one just over is offloaded;
 # the spool is 0700 and its files 0600; a spool open to others is refused.
+# With PostgreSQL: a query result of several MB from the built-in adapter
+# (a whole message, not streamed) is offloaded the same way, the SDK still
+# accepts its cut-down structuredContent against the tool's outputSchema,
+# and the stored text is byte for byte what the adapter sends unoffloaded.
 # Prints (never asserts) the client's peak RSS while offloading 100 MB.
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/pg.sh"
 
 require_node "offload: node"
+PG_OK=0
+if [ -x "$PG_BIN/initdb" ] && pg_start "$T/pg" "$(free_port)" >"$T/pg.out" 2>&1 &&
+    pg_seed >>"$T/pg.out" 2>&1; then
+	PG_OK=1
+fi
 make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
 PORT=$(free_port)
 TOKEN=tun-$(openssl rand -hex 16)
@@ -82,6 +92,23 @@ servers:
     offload:
       dir: $T/spool-open
 EOF
+if [ $PG_OK = 1 ]; then
+	for _srv in shop shop_direct; do
+		cat >>"$T/client.yaml" <<EOF
+  $_srv:
+    type: postgres
+    dsn: "postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB"
+    password: "$PG_PASSWORD"
+    max_rows: 100000
+    max_bytes: 64MiB
+EOF
+	done
+	# The same database unoffloaded: what the adapter itself sends.
+	cat >>"$T/client.yaml" <<EOF
+    offload:
+      threshold_tokens: 0
+EOF
+fi
 
 start_bg relay "$RELAY" -c "$T/relay.yaml"
 wait_port "$PORT" 10 || not_ok "relay listens"
@@ -277,6 +304,35 @@ case $(step 1 "$out") in
 esac
 check "spool 0755: refused with a clear log line" wait_log "$T/client.log" \
     "spool directory $T/spool-open refused: group or others may use it \\(mode 0755\\); it must be 0700" 2
+
+# --- postgres: a whole query result -------------------------------------------------
+if [ $PG_OK = 1 ]; then
+	SQL="SELECT id, kind, customer_id, payload, ts FROM events ORDER BY id"
+	out=$(oagent shop_direct "[{\"op\":\"call\",\"name\":\"query\",\"args\":{\"sql\":\"$SQL\"},\"save\":\"pgorig\"}]" 2>&1)
+	pgsize=$(wc -c <"$T/out/pgorig.0" 2>/dev/null || echo 0)
+	check "postgres: the unoffloaded result is several MB" test "${pgsize:-0}" -gt 1000000
+	out=$(oagent shop "[{\"op\":\"listTools\"},
+	 {\"op\":\"call\",\"name\":\"query\",\"args\":{\"sql\":\"$SQL\"},\"save\":\"pg\"},
+	 {\"op\":\"call\",\"name\":\"mcptun_read\",\"args\":{\"id\":\"\$ID\",\"start_line\":5000,\"line_count\":100},\"save\":\"pglines\"},
+	 {\"op\":\"call\",\"name\":\"mcptun_read\",\"args\":{\"id\":\"\$ID\",\"offset\":123456,\"length\":7777},\"save\":\"pgoff\"},
+	 {\"op\":\"call\",\"name\":\"mcptun_grep\",\"args\":{\"id\":\"\$ID\",\"pattern\":\"^ +77[0-9]{2} \",\"max_matches\":50,\"context\":2},\"save\":\"pggrep\"}]" 2>&1)
+	printf '%s\n' "$out" >"$T/pg.steps"
+	PGID=$(cat "$T/out/pg.id" 2>/dev/null)
+	expect_match "postgres: a small answer with a resource_link (SDK checked outputSchema)" \
+	    "\"size\":$pgsize,\"type\":\"resource_link\".*\"structuredContent\":\\{\"columns\":\\[" \
+	    "$(step 2 "$out")"
+	check "postgres: stored text is what the adapter sends" \
+	    cmp "$T/spool/$PGID.out" "$T/out/pgorig.0"
+	sed -n '5000,5099p' "$T/out/pgorig.0" >"$T/exp.pglines"
+	check "postgres: mcptun_read by lines" cmp "$T/out/pglines.1" "$T/exp.pglines"
+	tail -c +123457 "$T/out/pgorig.0" | head -c 7777 >"$T/exp.pgoff"
+	check "postgres: mcptun_read by offset" cmp "$T/out/pgoff.1" "$T/exp.pgoff"
+	grep -n -E -C2 -m50 '^ +77[0-9]{2} ' "$T/out/pgorig.0" >"$T/exp.pggrep"
+	check "postgres: mcptun_grep" cmp "$T/out/pggrep.1" "$T/exp.pggrep"
+	check "postgres: no step failed" test -z "$(printf '%s\n' "$out" | grep '"error":')"
+else
+	skip "postgres: query result offload" "no PostgreSQL here ($(tail -n 1 "$T/pg.out" 2>/dev/null))"
+fi
 
 # --- audit ----------------------------------------------------------------------
 expect_match "audit: the offload (id, size)" \
