@@ -614,6 +614,10 @@ member_initialized(struct merge *m, struct member *mb, struct agg *init,
 	}
 	json_decref(mb->caps);
 	mb->caps = json_incref(json_object_get(result, "capabilities"));
+	free(mb->instructions);
+	mb->instructions = NULL;
+	free(mb->version);
+	mb->version = NULL;
 	if ((v = json_string_value(json_object_get(result,
 	    "instructions"))) != NULL)
 		mb->instructions = xstrdup(v);
@@ -777,6 +781,9 @@ merge_member_output(struct merge *m, struct session *member, const void *msg,
 	int r = 0;
 
 	if (m->closing || (mb = merge_member_of(m, member)) == NULL)
+		return 0;
+	/* One that failed to initialize says nothing until it is closed. */
+	if (mb->state == MB_FAILED && mb->closing)
 		return 0;
 	if ((j = jrpc_parse(msg, len, NULL, 0)) == NULL) {
 		log_warnx("[*/%u] server %s sent something that is not JSON; "

@@ -105,6 +105,8 @@ static struct upstream *up;		/* the last one opened */
 static char *to_up[MAXREC];
 static char to_up_srv[MAXREC][64];	/* which server got to_up[i] */
 static int nto_up;
+static struct upstream *mups[8];	/* opened by the merged test */
+static int nmups;
 static int up_send_rc, up_open_fail, up_closes, up_pauses, up_resumes;
 static char up_err[256];
 
@@ -162,9 +164,14 @@ fake_send(struct upstream *u, const uint8_t *msg, size_t len)
 static void
 fake_close(struct upstream *u)
 {
+	int i;
+
 	up_closes++;
 	if (u == up)
 		up = NULL;
+	for (i = 0; i < nmups; i++)
+		if (mups[i] == u)
+			mups[i] = NULL;
 	free(u);
 }
 
@@ -835,9 +842,6 @@ test_reconfigure(void **state)
 
 /* ---- the merged endpoint ---------------------------------------------- */
 
-static struct upstream *mups[8];
-static int nmups;
-
 static int
 merged_open(struct lws_vhost *vh, const struct server_conf *sc,
     const char *agent, const char *tag, const struct upstream_ops *ops,
@@ -1139,8 +1143,39 @@ test_merged(void **state)
 	    "server a_b was removed from the allowlist"));
 	run_ms(20);	/* the reaper frees the removed member */
 
-	session_close(s);
+	/* a exits: calls to it are refused, a reload starts it again. */
+	n = (size_t)nto_agent;
+	mup("a")->ops->on_exit(mup("a")->arg, "server a exited with status 1");
 	assert_int_equal(up_closes, 2);
+	assert_true((size_t)nto_agent > n);
+	assert_non_null(strstr(to_agent[n], "notifications/tools/list_changed"));
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"a_x_y\"}}");
+	assert_non_null(strstr(to_agent[nto_agent - 1], "server a is not "
+	    "available: server a exited with status 1"));
+	i = (size_t)nmups;
+	assert_int_equal(session_reconfigure(s, cur), 0);
+	assert_int_equal(nmups, (int)i + 1);
+	j = last_to("a");
+	id = json_integer_value(json_object_get(j, "id"));
+	assert_string_equal(json_string_value(json_object_get(j, "method")),
+	    "initialize");
+	json_decref(j);
+	n = (size_t)nto_agent;
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":"
+	    "{\"tools\":{}},\"instructions\":\"again\"}}", (long long)id);
+	mup_says("a", text);
+	assert_non_null(strstr(to_agent[n], "notifications/tools/list_changed"));
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"a_x_y\"}}");
+	j = last_to("a");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    j, "params"), "name")), "x.y");
+	json_decref(j);
+
+	session_close(s);
+	assert_int_equal(up_closes, 3);
 	fake_kind.open = fake_open;
 }
 
