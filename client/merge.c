@@ -1642,7 +1642,7 @@ merge_reconfigure(struct merge *m, const struct client_conf *conf)
 {
 	const struct server_conf *sc;
 	struct member *mb, *next;
-	int changed = 0, what;
+	int changed = 0, added = 0, what;
 	size_t i;
 
 	if (m->init_params == NULL || m->closing)
@@ -1672,15 +1672,16 @@ merge_reconfigure(struct merge *m, const struct client_conf *conf)
 		if (!merge_visible(m, conf->servers[i].name) ||
 		    merge_member(m, conf->servers[i].name) != NULL)
 			continue;
+		/* list_changed goes out when it is ready to be listed. */
 		mb = member_add(m, conf->servers[i].name);
 		mb->announce = 1;
 		member_start(m, mb, NULL);
-		changed = 1;
+		added = 1;
 	}
 	m->in_reconf = 0;
 	if (changed)
 		merge_list_changed(m);
-	return changed;
+	return changed || added;
 }
 
 void

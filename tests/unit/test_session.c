@@ -1179,6 +1179,69 @@ test_merged(void **state)
 	fake_kind.open = fake_open;
 }
 
+/* Servers a reload adds show up when the agent's patterns allow them. */
+static void
+test_merged_allow(void **state)
+{
+	static const char base[] =
+	    "relay:\n"
+	    "  url: wss://relay.example/tunnel\n"
+	    "  tunnel: acme\n"
+	    "  token: abcdefghijklmnopqrstuvwxyz012345\n"
+	    "servers:\n"
+	    "  a:\n"
+	    "    command: cat\n";
+	static const char *const servers[] = { "a" };
+	static const char *const allow[] = { "a*" };
+	struct client_conf *c = NULL;
+	struct session *s = NULL;
+	char why[256], err[512], text[512];
+	json_int_t id;
+	json_t *j;
+	size_t n;
+
+	assert_int_equal(client_conf_load_mem("m.yaml", base, strlen(base),
+	    &c, err, sizeof(err)), 0);
+	client_conf_unref(cur);
+	cur = c;
+	nmups = 0;
+	fake_kind.open = merged_open;
+	assert_int_equal(session_open(9, "*", "agent", servers, 1, allow, 1,
+	    &s, why, sizeof(why)), 0);
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+	    "\"params\":{}}");
+	j = last_to("a");
+	id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"capabilities\":{\"tools\":{}}}}", (long long)id);
+	mup_says("a", text);
+	assert_int_equal(nto_agent, 1);
+
+	snprintf(text, sizeof(text), "%s  ab:\n    command: cat\n"
+	    "  zz:\n    command: cat\n", base);
+	assert_int_equal(client_conf_load_mem("m.yaml", text, strlen(text),
+	    &c, err, sizeof(err)), 0);
+	client_conf_unref(cur);
+	cur = c;
+	assert_int_equal(session_reconfigure(s, cur), SESSION_RECONF_MERGED);
+	assert_int_equal(nmups, 2);		/* ab, not zz */
+	assert_non_null(mup("ab"));
+	assert_null(mup("zz"));
+	j = last_to("ab");
+	id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	n = (size_t)nto_agent;
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"capabilities\":{\"tools\":{}}}}", (long long)id);
+	mup_says("ab", text);
+	assert_true((size_t)nto_agent > n);
+	assert_non_null(strstr(to_agent[n], "notifications/tools/list_changed"));
+	session_close(s);
+	assert_int_equal(up_closes, 2);
+	fake_kind.open = fake_open;
+}
+
 int
 main(void)
 {
@@ -1207,6 +1270,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reconfigure, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_merged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merged_allow, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
