@@ -1665,6 +1665,8 @@ httpup_pause(struct upstream *u)
 	if (u->closed || u->paused)
 		return;
 	u->paused = 1;
+	log_debug("upstream %s: session %s paused (the agent is slow)",
+	    u->dest->name, u->tag);
 	httpup_flow(u, 0);
 }
 
@@ -1674,6 +1676,7 @@ httpup_resume(struct upstream *u)
 	if (u->closed || !u->paused)
 		return;
 	u->paused = 0;
+	log_debug("upstream %s: session %s resumed", u->dest->name, u->tag);
 	httpup_flow(u, 1);
 	httpup_kick_soon(u);	/* events buffered while paused */
 }

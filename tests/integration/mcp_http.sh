@@ -101,6 +101,9 @@ servers:
   json:
     type: http
     url: http://127.0.0.1:$FAKE/json
+  flood:
+    type: http
+    url: http://127.0.0.1:$FAKE/flood
   late:
     type: http
     url: http://127.0.0.1:$FAKE/late
@@ -117,8 +120,12 @@ import { randomUUID } from "node:crypto";
 const port = Number(process.argv[2]);
 const sessions = new Map();	/* session id -> negotiated version */
 
-/* A minimal MCP server answering in application/json, 404 per the spec. */
-function jsonServer(req, res, body) {
+/*
+ * A minimal MCP server answering in application/json, 404 per the spec.
+ * With flood, tools/call answers with an event stream of 3000 log
+ * notifications of 10 kB each before the result, as fast as TCP takes it.
+ */
+function jsonServer(req, res, body, flood) {
 	const reply = (status, obj, headers = {}) => {
 		res.writeHead(status, { "content-type": "application/json", ...headers });
 		res.end(JSON.stringify(obj));
@@ -161,6 +168,26 @@ function jsonServer(req, res, body) {
 		res.end();
 		return;
 	}
+	if (flood && m.method === "tools/call") {
+		res.writeHead(200, { "content-type": "text/event-stream" });
+		const pad = "y".repeat(10000);
+		let i = 0;
+		const more = () => {
+			while (i < 3000) {
+				const n = { jsonrpc: "2.0", method: "notifications/message",
+				    params: { level: "info", data: { i, pad } } };
+				i++;
+				if (!res.write(`data: ${JSON.stringify(n)}\n\n`)) {
+					res.once("drain", more);
+					return;
+				}
+			}
+			res.end(`data: ${JSON.stringify({ jsonrpc: "2.0", id: m.id,
+			    result: { content: [{ type: "text", text: "sent 3000" }] } })}\n\n`);
+		};
+		more();
+		return;
+	}
 	let result = {};
 	if (m.method === "tools/list")
 		result = { tools: [{ name: "forget", description: "ends the session",
@@ -178,7 +205,8 @@ http.createServer((req, res) => {
 	req.on("end", () => {
 		switch (req.url) {
 		case "/json":
-			jsonServer(req, res, body);
+		case "/flood":
+			jsonServer(req, res, body, req.url === "/flood");
 			return;
 		case "/late":
 			/* initialize answered after libwebsockets' own 20 s wait */
@@ -332,6 +360,26 @@ expect_match "... and the agent's session is ended, not re-initialized" \
 check "the client says the upstream ended the session" \
     grep -q 'upstream json ended the session (HTTP 404)' "$T/client.log"
 
+# --- backpressure -----------------------------------------------------------
+# 30 MB of notifications: more than the link queues, so the session pauses
+# the upstream (its connection stops being read) and resumes it as the
+# agent catches up; every notification arrives, in order, then the result.
+tunnel flood '[{"op":"callTool","name":"x","args":{}},{"op":"notifications"},{"op":"close"}]' \
+    --timeout 60000 >"$T/flood.out" 2>"$T/flood.err"
+out=$(node -e '
+const ls = require("fs").readFileSync(process.argv[1], "utf8").trim()
+    .split("\n").map((l) => JSON.parse(l));
+const r = ls.find((l) => l.step === 1), n = ls.find((l) => l.step === 2);
+const idx = n?.result?.notifications?.map((x) => x.params.data.i) ?? [];
+console.log(JSON.stringify(r?.result ?? r?.error), idx.length,
+    idx.every((v, k) => v === k) ? "in-order" : "out-of-order");
+' "$T/flood.out" 2>&1)
+expect_match "a flood to a slower agent: all of it, in order, then the result" \
+    'sent 3000.* 3000 in-order' "$out"
+check "the upstream was paused and resumed" sh -c \
+    "grep -q 'upstream flood: session .* paused' '$T/client.log' &&
+     grep -q 'upstream flood: session .* resumed' '$T/client.log'"
+
 # --- TLS to the upstream ---------------------------------------------------
 out=$(tunnel secure '[{"op":"callTool","name":"echo","args":{"message":"over tls"}},{"op":"close"}]' 2>&1)
 expect_match "https upstream with the test CA" 'Echo: over tls' "$out"
@@ -368,13 +416,15 @@ out=$(tunnel api '[{"op":"callTool","name":"echo","args":{"message":"still fine"
 expect_match "the good upstream is unaffected" 'Echo: still fine' "$out"
 
 # --- upstream stopped mid-session, then restarted ----------------------------
+# Step 4 leaves time for the restart, however slow the machine.
+pause_ms=$(awk -v k="$TSCALE" 'BEGIN { printf "%d", 10000 * k }')
 tunnel api2 '[{"op":"callTool","name":"echo","args":{"message":"before"}},
  {"op":"sleep","ms":2500},
  {"op":"callTool","name":"echo","args":{"message":"while down"}},
- {"op":"sleep","ms":3000},
+ {"op":"sleep","ms":'"$pause_ms"'},
  {"op":"callTool","name":"echo","args":{"message":"after restart"}},
  {"op":"callTool","name":"echo","args":{"message":"after the end"}}]' \
-    >"$T/midsession.out" 2>&1 &
+    --timeout 60000 >"$T/midsession.out" 2>&1 &
 mid=$!
 tunnel api '[{"op":"sleep","ms":3000},{"op":"callTool","name":"echo","args":{"message":"bystander"}},{"op":"close"}]' \
     >"$T/bystander.out" 2>&1 &
