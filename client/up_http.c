@@ -104,7 +104,7 @@ struct httpup_dest {
 	int			 tls;
 	char			*path;		/* "/mcp?x=1" */
 	char			*host;		/* Host header: "host[:port]" */
-	char			*shown;		/* URL without query, for messages */
+	char			*shown;		/* URL without query */
 	struct httpup_hdr	*hdr;
 	size_t			 nhdr;
 	uint64_t		 timeout_ms;
@@ -115,7 +115,7 @@ struct upstream;
 
 struct httpup_req {
 	lws_dll2_t		 list;		/* in u->reqs */
-	struct upstream		*u;		/* NULL for a DELETE after close */
+	struct upstream		*u;		/* NULL: a DELETE after close */
 	struct httpup_dest	*dest;
 	enum httpup_method	 method;
 	struct lws		*wsi;
@@ -156,26 +156,26 @@ struct httpup_req {
 };
 
 struct upstream {
-	struct httpup_dest		*dest;
-	const struct upstream_ops	*ops;
-	void				*arg;
-	char				*tag;		/* session tag, for logs */
-	int				 refs;
-	int				 closed;	/* kind->close was called */
-	int				 ended;		/* on_exit was called */
-	int				 expired;	/* the upstream forgot us */
-	int				 paused;
-	int				 eagain;	/* on_drain is owed */
-	size_t				 unsent;	/* body bytes not written */
-	char				*sid;		/* Mcp-Session-Id */
-	char				*version;	/* MCP-Protocol-Version */
-	lws_dll2_owner_t		 reqs;		/* in send order */
-	struct httpup_req		*get;		/* the GET stream */
-	int				 get_off;	/* none offered */
-	int				 get_failures;
-	uint64_t			 get_delay_ms;
-	lws_sorted_usec_list_t		 sul_kick;
-	lws_sorted_usec_list_t		 sul_get;
+	struct httpup_dest	*dest;
+	const struct upstream_ops *ops;
+	void			*arg;
+	char			*tag;		/* session tag, for logs */
+	int			 refs;
+	int			 closed;	/* kind->close was called */
+	int			 ended;		/* on_exit was called */
+	int			 expired;	/* the upstream forgot us */
+	int			 paused;
+	int			 eagain;	/* on_drain is owed */
+	size_t			 unsent;	/* body bytes not written */
+	char			*sid;		/* Mcp-Session-Id */
+	char			*version;	/* MCP-Protocol-Version */
+	lws_dll2_owner_t	 reqs;		/* in send order */
+	struct httpup_req	*get;		/* the GET stream */
+	int			 get_off;	/* none offered */
+	int			 get_failures;
+	uint64_t		 get_delay_ms;
+	lws_sorted_usec_list_t	 sul_kick;
+	lws_sorted_usec_list_t	 sul_get;
 };
 
 /* Client vhosts by CA file: TLS contexts are per vhost in lws. */
@@ -467,8 +467,9 @@ httpup_dest_new(const struct server_conf *sc, struct httpup_dest **out)
 			goto out;
 		}
 		if (httpup_reserved(h->key)) {
-			log_warnx("upstream %s: header \"%s\" is set by mcptun; "
-			    "the configured one is ignored", sc->name, h->key);
+			log_warnx("upstream %s: header \"%s\" is set by "
+			    "mcptun; the configured one is ignored", sc->name,
+			    h->key);
 			continue;
 		}
 		d->hdr[d->nhdr].name = xasprintf("%s:", h->key);
@@ -774,7 +775,7 @@ httpup_start(struct httpup_req *rq)
 		httpup_arm_deadline(rq, HTTPUP_DELETE_MS);
 }
 
-/* ---- answers --------------------------------------------------------------- */
+/* ---- answers ------------------------------------------------------------ */
 
 /* Notes what the initialize answer negotiated. */
 static void
@@ -837,8 +838,9 @@ httpup_message(struct httpup_req *rq, const char *text, size_t len)
 
 	if ((m = jrpc_parse(text, len, err, sizeof(err))) == NULL) {
 		if (rq->method == HU_GET) {
-			log_warnx("upstream %s: %s sent %s on its event stream; "
-			    "skipped", rq->dest->name, rq->dest->shown, err);
+			log_warnx("upstream %s: %s sent %s on its event "
+			    "stream; skipped", rq->dest->name, rq->dest->shown,
+			    err);
 			return;
 		}
 		httpup_bad(rq, "upstream %s: %s answered with %s",
@@ -1252,7 +1254,7 @@ httpup_kick_soon(struct upstream *u)
 	lws_sul_schedule(client_context(), 0, &u->sul_kick, httpup_kick_cb, 1);
 }
 
-/* ---- the lws protocol ------------------------------------------------------ */
+/* ---- the lws protocol --------------------------------------------------- */
 
 /* Adds one header; nonzero when the handshake buffer is full. */
 static int
@@ -1375,9 +1377,9 @@ httpup_established(struct httpup_req *rq, struct lws *wsi)
 	    (n = lws_hdr_custom_length(wsi, "mcp-session-id:", 15)) > 0) {
 		if (n > HTTPUP_SID_MAX || lws_hdr_custom_copy(wsi, sid,
 		    sizeof(sid), "mcp-session-id:", 15) != n) {
-			httpup_bad(rq, "upstream %s: %s sent a session id longer "
-			    "than %d bytes", rq->dest->name, rq->dest->shown,
-			    HTTPUP_SID_MAX);
+			httpup_bad(rq, "upstream %s: %s sent a session id "
+			    "longer than %d bytes", rq->dest->name,
+			    rq->dest->shown, HTTPUP_SID_MAX);
 			return 0;
 		}
 		for (i = 0; i < (size_t)n; i++)
@@ -1550,7 +1552,7 @@ httpup_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-/* ---- the upstream kind ------------------------------------------------------ */
+/* ---- the upstream kind -------------------------------------------------- */
 
 static int
 httpup_open(struct lws_vhost *vh, const struct server_conf *sc,

@@ -24,7 +24,8 @@ int	httpup_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	    void *user, void *in, size_t len);
 
 /* An initialiser for a struct lws_protocols array element. */
-#define HTTPUP_PROTOCOL	{ HTTPUP_PROTOCOL_NAME, httpup_callback, 0, 0, 0, NULL, 0 }
+#define HTTPUP_PROTOCOL \
+	{ HTTPUP_PROTOCOL_NAME, httpup_callback, 0, 0, 0, NULL, 0 }
 
 extern const struct lws_protocols httpup_protocol;
 
