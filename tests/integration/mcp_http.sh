@@ -376,9 +376,14 @@ console.log(JSON.stringify(r?.result ?? r?.error), idx.length,
 ' "$T/flood.out" 2>&1)
 expect_match "a flood to a slower agent: all of it, in order, then the result" \
     'sent 3000.* 3000 in-order' "$out"
-check "the upstream was paused and resumed" sh -c \
-    "grep -q 'upstream flood: session .* paused' '$T/client.log' &&
-     grep -q 'upstream flood: session .* resumed' '$T/client.log'"
+# Whether the link fills up depends on which side is slower (not so under
+# sanitizers, where the client is).
+if grep -q 'upstream flood: session .* paused' "$T/client.log"; then
+	check "the paused upstream was resumed" \
+	    grep -q 'upstream flood: session .* resumed' "$T/client.log"
+else
+	skip "the paused upstream was resumed" "the link never filled up here"
+fi
 
 # --- TLS to the upstream ---------------------------------------------------
 out=$(tunnel secure '[{"op":"callTool","name":"echo","args":{"message":"over tls"}},{"op":"close"}]' 2>&1)
