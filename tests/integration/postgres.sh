@@ -105,6 +105,10 @@ relay:
   ca_file: $CERTS/ca.crt
 limits:
   request_timeout: 30s
+# No mcptun_* tools in the lists, so they equal the direct adapter's
+# (tests/integration/offload.sh covers offloading query results).
+offload:
+  threshold_tokens: 0
 servers:
   shop:
     type: postgres
