@@ -40,8 +40,13 @@
  * in the directory are evicted oldest first; a single result larger than
  * the quota is abandoned with a clear error.  One lws timer removes
  * outputs at their TTL; ending a session removes its outputs unless
- * keep_after_session.  Files of an earlier run past their TTL are removed
- * when the directory is first used.
+ * keep_after_session (kept files stay on disk for the operator until the
+ * TTL or the quota takes them; no other session can read them: ownership
+ * is by session, and session keys are never reused).  Files of an
+ * earlier run past their TTL are removed when the directory is first
+ * used.  The quota bounds the disk at all times, so a result that turns
+ * out larger than the quota has evicted older outputs by the time that
+ * is known.
  *
  * Reading: mcptun_read (bytes or lines, via a sparse index of every
  * 1024th line start built while writing), mcptun_grep (POSIX extended
