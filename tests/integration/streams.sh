@@ -43,6 +43,9 @@ limits:
   reconnect_min: 200ms
   reconnect_max: 1s
   resume_grace: 20s
+# The 4 MiB blobs must cross the link, not be offloaded (offload.sh).
+offload:
+  threshold_tokens: 0
 servers:
   echo:
     command: $ECHO
