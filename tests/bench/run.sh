@@ -29,8 +29,8 @@
 # Knobs (environment): BENCH_CALLS (sequential calls, 2000), BENCH_SESSIONS
 # (sessions held open for the memory figure, 200: each holds a Node stdio
 # server of ~40 MiB, so 1,000 would need ~40 GiB on top of the daemons),
-# BENCH_RATE_SECONDS (5), BENCH_BULK_SECONDS (8), BENCH_HOL_SECONDS (5),
-# BENCH_LAT_SECONDS (15: the sequential runs stop there even short of
+# BENCH_RATE_SECONDS (4), BENCH_BULK_SECONDS (6), BENCH_HOL_SECONDS (4),
+# BENCH_LAT_SECONDS (10: the sequential runs stop there even short of
 # BENCH_CALLS; each figure's n is in results.json).
 # Openssh is installed from Debian with apt-get when missing (as root).
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -47,10 +47,10 @@ esac
 
 CALLS=${BENCH_CALLS:-2000}
 NSESS=${BENCH_SESSIONS:-200}
-RATE_S=${BENCH_RATE_SECONDS:-5}
-BULK_S=${BENCH_BULK_SECONDS:-8}
-HOL_S=${BENCH_HOL_SECONDS:-5}
-LAT_S=${BENCH_LAT_SECONDS:-15}
+RATE_S=${BENCH_RATE_SECONDS:-4}
+BULK_S=${BENCH_BULK_SECONDS:-6}
+HOL_S=${BENCH_HOL_SECONDS:-4}
+LAT_S=${BENCH_LAT_SECONDS:-10}
 BLOB=4194304
 STOP_GRACE=3
 
@@ -58,6 +58,7 @@ OUT=$MCPTUN_TOP/build/bench
 R=$T/res
 mkdir -p "$OUT" "$R"
 START_S=$(date +%s)
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 
 say() { echo "bench: $*" >&2; }
 
@@ -449,6 +450,7 @@ README_ARG=""
 MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 python3 "$MCPTUN_TOP/tests/bench/table.py" --res "$R" --out "$OUT/results.json" \
     --nproc "$(nproc)" --model "$MODEL" --sessions "$NSESS" --calls "$CALLS" --lat-seconds "$LAT_S" \
+    --load "$LOAD0 at start, $(cut -d' ' -f1 /proc/loadavg) at end" \
     --sg-version "$SG_VER" --seconds "$(( $(date +%s) - START_S ))" \
     ${MCPTUN_NA:+--na-mcptun "$MCPTUN_NA"} ${SG_NA:+--na-sg "$SG_NA"} \
     ${SSH_NA:+--na-sgssh "$SSH_NA"} \

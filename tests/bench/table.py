@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--lat-seconds", default="20")
     ap.add_argument("--sg-version", default="?")
     ap.add_argument("--readme")
+    ap.add_argument("--load", default="",
+                    help="the load average while it ran (other jobs skew figures)")
     for c, _ in COLS:
         ap.add_argument("--na-" + c)
     a = ap.parse_args()
@@ -223,8 +225,8 @@ def main():
     sep = "|" + "|".join(("-" * (w + 1) + ":") if 0 < i < len(widths) - 1
                          else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["mcptun benchmark, %s; %s CPUs (%s); %d s" %
-             (date, a.nproc, a.model, a.seconds), "",
+    lines = ["mcptun benchmark, %s; %s CPUs (%s); %d s; load average %s" %
+             (date, a.nproc, a.model, a.seconds, a.load or "?"), "",
              line(header), sep] + [line(r) for r in cells]
     lines += ["",
               "[SDK] = official TypeScript SDK client (tests/bench/sdkload.mjs); "
@@ -256,7 +258,8 @@ def main():
     except OSError:
         pass
     doc = {"date": date,
-           "machine": {"nproc": a.nproc, "model": a.model, "memory": meminfo},
+           "machine": {"nproc": a.nproc, "model": a.model, "memory": meminfo,
+                       "load": a.load},
            "settings": {"calls": a.calls, "sessions": ns, "blob_bytes": 4194304,
                         "supergateway": a.sg_version, "seconds": a.seconds},
            "columns": {c: t for c, t in COLS},
@@ -272,9 +275,11 @@ def main():
         with open(a.readme) as fh:
             readme = fh.read()
         block = ("<!-- bench:begin -->\n"
-                 "Measured by `make bench` on %s: %s CPUs (%s), everything on "
-                 "loopback on the same machine; ratios are within this one run.\n\n"
+                 "Measured by `make bench` on %s: %s CPUs (%s), load average "
+                 "%s, everything on loopback on the same machine; ratios are "
+                 "within this one run.\n\n"
                  "```\n%s\n```\n<!-- bench:end -->" % (date, a.nproc, a.model,
+                                                     a.load or "?",
                                                      "\n".join(lines[2:])))
         new, n = re.subn(r"<!-- bench:begin -->.*?<!-- bench:end -->",
                          lambda m: block, readme, flags=re.S)
