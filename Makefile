@@ -63,7 +63,8 @@ RELAY_SRCS  := relay/main.c relay/tunnel.c relay/http.c relay/metrics.c \
 CLIENT_SRCS := client/main.c client/link.c client/session.c client/audit.c \
                client/upstream.c client/up_stdio.c client/merge.c \
                client/merge_names.c client/watch.c client/offload.c \
-               client/up_postgres.c client/pgsql.c \
+               client/up_postgres.c client/pgsql.c client/up_http.c \
+               client/sse.c \
                $(CLIENT_CONF_SRCS)
 
 PROTO_OBJS  := $(PROTO_SRCS:%.c=$(B)/%.o)

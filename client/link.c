@@ -176,6 +176,16 @@ link_on_message(void *arg, uint32_t id, const uint8_t *data, size_t len)
 		session_input(s, data, len);
 }
 
+/* The link took enough of stream's queue: a paused upstream may resume. */
+static void
+link_on_drain(void *arg, uint32_t id)
+{
+	struct session *s = u32map_get(&L.sessions, id);
+
+	if (s != NULL)
+		session_drain(s);
+}
+
 static void
 link_open(const struct frame *f)
 {
@@ -704,7 +714,8 @@ link_start(void)
 {
 	const struct client_conf *c = client_conf_current();
 	struct mux_limits lim;
-	struct mux_callbacks cb = { link_on_message, link_on_control };
+	struct mux_callbacks cb = { .on_message = link_on_message,
+	    .on_control = link_on_control, .on_drain = link_on_drain };
 
 	memset(&L, 0, sizeof(L));
 	mux_limits_default(&lim);

@@ -22,6 +22,8 @@ upstream_kind_for(const struct server_conf *sc)
 		return &upstream_stdio;
 	case SERVER_POSTGRES:
 		return &upstream_postgres;
+	case SERVER_HTTP:
+		return &upstream_http;
 	default:	/* http and postgres: not built yet */
 		return NULL;
 	}

@@ -109,6 +109,7 @@ struct mux {
 	struct mux_stream_q	 winq;
 	struct mux_stream_q	 ring;
 	size_t			 queued_total;
+	uint32_t		 drain_id;	/* stream that may have drained */
 };
 
 void
@@ -559,6 +560,8 @@ mux_next_data(struct mux *m, struct mux_stream *s, uint8_t *dst, size_t cap,
 		return 0;
 	}
 
+	if (s->queued >= MUX_DRAIN_LOWAT)
+		m->drain_id = s->id;
 	n = msg->len - s->sent;
 	if (n > m->lim.chunk)
 		n = m->lim.chunk;
@@ -616,8 +619,23 @@ mux_next_frame(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
 		s->owed = 0;
 		return 0;
 	}
-	if ((s = TAILQ_FIRST(&m->ring)) != NULL)
-		return mux_next_data(m, s, dst, cap, lenp);
+	if ((s = TAILQ_FIRST(&m->ring)) != NULL) {
+		int r, drained = 0;
+		uint32_t id;
+
+		m->drain_id = 0;
+		r = mux_next_data(m, s, dst, cap, lenp);
+		/* s may be gone (a CLOSE frees it); look the id up again. */
+		if ((id = m->drain_id) != 0) {
+			struct mux_stream *d = mux_lookup(m, id);
+
+			drained = d != NULL && d->queued < MUX_DRAIN_LOWAT;
+			m->drain_id = 0;
+		}
+		if (r == 0 && drained && m->cb.on_drain != NULL)
+			m->cb.on_drain(m->arg, id);
+		return r;
+	}
 	return MT_EAGAIN;
 }
 

@@ -54,7 +54,17 @@ struct mux_callbacks {
 	 * valid only during the call.
 	 */
 	void (*on_control)(void *arg, const struct frame *f);
+	/*
+	 * Optional: the bytes queued on stream fell below MUX_DRAIN_LOWAT
+	 * (from at or above it), so a producer paused for backpressure may
+	 * resume.  Called from mux_next_frame after the frame is built; it
+	 * may queue more on any stream.
+	 */
+	void (*on_drain)(void *arg, uint32_t stream);
 };
+
+/* Low-water mark of queued bytes for on_drain. */
+#define MUX_DRAIN_LOWAT		(1024 * 1024)
 
 /* Fills lim with the defaults above. */
 void mux_limits_default(struct mux_limits *lim);

@@ -504,7 +504,8 @@ tunnel_new(const char *name)
 {
 	const struct relay_conf *conf = relay_conf_current();
 	struct mux_limits lim;
-	struct mux_callbacks cb = { tunnel_on_message, tunnel_on_control };
+	struct mux_callbacks cb = { .on_message = tunnel_on_message,
+	    .on_control = tunnel_on_control };
 	struct tunnel *t = xcalloc(1, sizeof(*t));
 
 	t->name = xstrdup(name);

@@ -239,7 +239,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mux_limits lim;
-	struct mux_callbacks cb = { fz_on_message, fz_on_control };
+	struct mux_callbacks cb = { .on_message = fz_on_message,
+	    .on_control = fz_on_control };
 	struct fz z;
 	uint32_t id;
 

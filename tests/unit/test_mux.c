@@ -101,7 +101,8 @@ on_control(void *arg, const struct frame *f)
 static void
 peer_init(struct peer *p, const struct mux_limits *lim)
 {
-	struct mux_callbacks cb = { on_message, on_control };
+	struct mux_callbacks cb = { .on_message = on_message,
+	    .on_control = on_control };
 
 	memset(p, 0, sizeof(*p));
 	p->m = mux_new(lim, &cb, p);
@@ -788,6 +789,49 @@ test_queued_accounting(void **state)
 	peer_free(&a);
 }
 
+static int drains;
+static uint32_t drain_stream;
+
+static void
+on_drain_count(void *arg, uint32_t stream)
+{
+	drains++;
+	drain_stream = stream;
+}
+
+/* on_drain fires once when a stream's queue falls below the low-water mark. */
+static void
+test_drain_callback(void **state)
+{
+	struct mux_callbacks cb = { .on_drain = on_drain_count };
+	struct mux *m = mux_new(NULL, &cb, NULL);
+	size_t big = 2 * MUX_DRAIN_LOWAT, cap = mux_frame_cap(m), len;
+	uint8_t *msg = calloc(1, big), *out = malloc(cap);
+	int frames = 0;
+
+	drains = 0;
+	assert_int_equal(mux_stream_add(m, 5), 0);
+	assert_int_equal(mux_send(m, 5, msg, big), 0);
+	/* The default credit (4 MiB) covers the whole 2 MiB message. */
+	while (mux_next_frame(m, out, cap, &len) == 0) {
+		frames++;
+		if (drains == 0)
+			assert_true(mux_stream_queued(m, 5) >= MUX_DRAIN_LOWAT);
+	}
+	assert_int_equal(drains, 1);
+	assert_int_equal(drain_stream, 5);
+	assert_int_equal(mux_stream_queued(m, 5), 0);
+	assert_true(frames >= 32);
+	/* A small message never crosses the mark: no callback. */
+	assert_int_equal(mux_send(m, 5, "x", 1), 0);
+	while (mux_next_frame(m, out, cap, &len) == 0)
+		;
+	assert_int_equal(drains, 1);
+	free(msg);
+	free(out);
+	mux_free(m);
+}
+
 static void
 test_reentrant_callbacks(void **state)
 {
@@ -857,6 +901,7 @@ main(void)
 		cmocka_unit_test(test_decode_errors),
 		cmocka_unit_test(test_control_first),
 		cmocka_unit_test(test_finish),
+		cmocka_unit_test(test_drain_callback),
 		cmocka_unit_test(test_finish_waits_for_credit),
 		cmocka_unit_test(test_link_reset),
 		cmocka_unit_test(test_many_streams),

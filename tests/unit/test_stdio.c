@@ -17,6 +17,13 @@
 #include "client/upstream.c"
 #include "client/offload.c"
 
+/*
+ * upstream.c names every adapter; this test links only the stdio one, so
+ * the others are empty stand-ins (never opened here).
+ */
+const struct upstream_kind upstream_postgres = { .name = "postgres" };
+const struct upstream_kind upstream_http = { .name = "http" };
+
 #define MAXMSG	16
 
 struct rec {
