@@ -105,6 +105,7 @@ struct hconn {
 	int			 sse;		/* an event stream */
 	int			 hdrs_ready;	/* status and type decided */
 	int			 hdrs_sent;
+	int			 chunk_end;	/* SSE: the last chunk went out */
 	int			 final;		/* out holds all that is left */
 	int			 close_after;
 	int			 www_auth;	/* 1 missing, 2 invalid token */
@@ -160,7 +161,9 @@ static int shutting_down;
 static lws_sorted_usec_list_t sul_reap;
 static lws_sorted_usec_list_t sul_sweep;
 static int sweep_armed;
-static uint8_t txbuf[LWS_PRE + HTTP_WRITE_CHUNK];
+/* Room for HTTP/1.1 chunk framing around one write: "%x\r\n" ... "\r\n0\r\n\r\n". */
+#define CHUNK_FRAMING		32
+static uint8_t txbuf[LWS_PRE + HTTP_WRITE_CHUNK + CHUNK_FRAMING];
 
 static void mcps_on_open(void *, int, uint16_t, const char *);
 static void mcps_on_message(void *, const uint8_t *, size_t);
@@ -1570,6 +1573,18 @@ hc_write_headers(struct hconn *hc)
 	if (hc->status == 204) {
 		if (lws_add_http_header_status(wsi, 204, &p, end))
 			return -1;
+	} else if (hc->sse) {
+		/*
+		 * An event stream has no length.  lws would answer it with
+		 * "connection: close", costing the agent a new TCP and TLS
+		 * handshake for every request; chunked encoding (framed in
+		 * hc_writeable) keeps the connection for the next one.
+		 */
+		if (lws_add_http_header_status(wsi, (unsigned)hc->status, &p,
+		    end))
+			return -1;
+		H("content-type:", "text/event-stream");
+		H("transfer-encoding:", "chunked");
 	} else if (lws_add_http_common_headers(wsi, (unsigned)hc->status,
 	    hc->ctype, hc->sse ? LWS_ILLEGAL_HTTP_CONTENT_LEN :
 	    (lws_filepos_t)buf_len(&hc->out), &p, end))
@@ -1649,12 +1664,35 @@ hc_writeable(struct hc_slot *slot)
 			return hc_complete(hc);
 		return 0;
 	}
+	if (hc->sse && hc->final && buf_len(&hc->out) == 0 && !hc->chunk_end) {
+		/* Nothing left but the last (empty) chunk. */
+		hc->chunk_end = 1;
+		memcpy(txbuf + LWS_PRE, "0\r\n\r\n", 5);
+		if (lws_write(hc->wsi, txbuf + LWS_PRE, 5, LWS_WRITE_HTTP) < 0)
+			return -1;
+		return hc_complete(hc);
+	}
 	if ((n = buf_len(&hc->out)) > 0) {
+		size_t off = 0, len;
+
 		if (n > HTTP_WRITE_CHUNK)
 			n = HTTP_WRITE_CHUNK;
-		last = hc->final && !hc->sse && n == buf_len(&hc->out);
-		memcpy(txbuf + LWS_PRE, buf_ptr(&hc->out), n);
-		if (lws_write(hc->wsi, txbuf + LWS_PRE, n, last ?
+		last = hc->final && n == buf_len(&hc->out);
+		if (hc->sse)
+			off = (size_t)snprintf((char *)txbuf + LWS_PRE,
+			    CHUNK_FRAMING, "%zx\r\n", n);
+		memcpy(txbuf + LWS_PRE + off, buf_ptr(&hc->out), n);
+		len = off + n;
+		if (hc->sse) {
+			memcpy(txbuf + LWS_PRE + len, "\r\n", 2);
+			len += 2;
+			if (last) {
+				memcpy(txbuf + LWS_PRE + len, "0\r\n\r\n", 5);
+				len += 5;
+				hc->chunk_end = 1;
+			}
+		}
+		if (lws_write(hc->wsi, txbuf + LWS_PRE, len, last && !hc->sse ?
 		    LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
 			return -1;
 		buf_consume(&hc->out, n);
