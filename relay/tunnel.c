@@ -464,6 +464,15 @@ tunnel_on_control(void *arg, const struct frame *f)
 		if (f->stream == 0) {
 			log_warnx("tunnel %s: client closed the link: %s (%s)",
 			    t->name, msg, close_code_str(code));
+			/*
+			 * A client that leaves on purpose has ended its
+			 * upstream sessions: nothing will come back to
+			 * resume, so the agents hear it now, not after the
+			 * grace period (PROTOCOL.md, "Resumption").
+			 */
+			if (code == CLOSE_NORMAL || code == CLOSE_SHUTDOWN)
+				tunnel_end_streams(t, CLOSE_SHUTDOWN,
+				    "the tunnel's client shut down");
 			pss->closing = 1;
 			pss->close_code = CLOSE_NORMAL;
 			pss->close_text[0] = '\0';

@@ -104,9 +104,30 @@ for w in before during after; do
 done
 check "relay logs the resumed session" grep -q 'link up, .* 1 session(s) resumed' "$T/relay.log"
 
+# --- a client that shuts down ends its sessions at once (no grace wait) -----
+agent --url "$URL" --token "$ATOKEN" --ca "$CERTS/ca.crt" --timeout 30000 \
+    '[{"op":"callTool","name":"echo","args":{"message":"x"}},{"op":"sleep","ms":2500},{"op":"callTool","name":"echo","args":{"message":"y"}}]' \
+    >"$T/shut.out" 2>&1 &
+apid=$!
+sleep 1.5
+stop_bg client
+t0=$(date +%s)
+wait $apid
+t1=$(date +%s)
+check "relay ends the sessions of a client that shut down" \
+    grep -q 'the tunnel.s client shut down' "$T/relay.log"
+if [ $((t1 - t0)) -lt 15 ] && grep -q '"step":3.*"error"' "$T/shut.out"; then
+	ok "the agent's next call fails at once, not after resume_grace"
+else
+	not_ok "the agent's next call fails at once, not after resume_grace" \
+	    "$((t1 - t0)) s: $(tail -n 2 "$T/shut.out")"
+fi
+
 # --- GOAWAY: relay shutdown tells the client -------------------------------
+start_bg client3 "$CLIENT" -c "$T/client.yaml"
+wait_log "$T/relay.log" 'link up, .* 0 session' 10
 stop_bg relay
-check "client hears GOAWAY on relay shutdown" grep -q 'relay going away' "$T/client.log"
+check "client hears GOAWAY on relay shutdown" grep -q 'relay going away' "$T/client3.log"
 
 san_check_logs
 finish
