@@ -73,6 +73,7 @@ struct link_pss {
 
 static struct tunnel *tunnels;
 static struct tunnel_stats stats;
+static int draining;		/* shutting down: no new links */
 
 static void tunnel_link_detach(struct tunnel *t);
 
@@ -587,6 +588,7 @@ tunnel_shutdown(void)
 {
 	struct tunnel *t;
 
+	draining = 1;
 	for (t = tunnels; t != NULL; t = t->next) {
 		if (t->wsi == NULL)
 			continue;
@@ -877,6 +879,10 @@ tunnel_callback(struct lws *wsi, int reason, void *user, void *in,
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		lws_get_peer_simple(wsi, peer, sizeof(peer));
+		if (draining) {
+			log_info("link from %s refused: shutting down", peer);
+			return -1;
+		}
 		if (!link_path_ok(wsi)) {
 			log_warnx("link from %s refused: not on /tunnel", peer);
 			stats.link_rejects++;
