@@ -40,7 +40,9 @@ CFLAGS  := -std=c11 $(OPT) $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS := $(SANFLAGS)
 LWS_LIBS := $(DEPS)/lib/libwebsockets.a $(DEPS)/lib/libmbedtls.a \
             $(DEPS)/lib/libmbedx509.a $(DEPS)/lib/libmbedcrypto.a
-LIBS    := $(LWS_LIBS) -ljansson -lyaml -lpq -lpthread -lm
+# No -lpq: the client dlopen()s libpq only for a postgres server
+# (client/pq_dl.c), which keeps its idle RSS small.
+LIBS    := $(LWS_LIBS) -ljansson -lyaml -ldl -lpthread -lm
 DEPSTAMP := $(DEPS)/lib/libwebsockets.a
 
 # Debian packages the build and the tests need.
@@ -63,8 +65,8 @@ RELAY_SRCS  := relay/main.c relay/tunnel.c relay/http.c relay/metrics.c \
 CLIENT_SRCS := client/main.c client/link.c client/session.c client/audit.c \
                client/upstream.c client/up_stdio.c client/merge.c \
                client/merge_names.c client/watch.c client/offload.c \
-               client/up_postgres.c client/pgsql.c client/up_http.c \
-               client/sse.c \
+               client/up_postgres.c client/pgsql.c client/pq_dl.c \
+               client/up_http.c client/sse.c \
                $(CLIENT_CONF_SRCS)
 
 PROTO_OBJS  := $(PROTO_SRCS:%.c=$(B)/%.o)
@@ -115,6 +117,7 @@ $(CLIENT_BIN): $(CLIENT_OBJS) $(LIBCOMMON)
 CONF_OBJS := $(RELAY_CONF_SRCS:%.c=$(B)/%.o) $(CLIENT_CONF_SRCS:%.c=$(B)/%.o)
 # Extra objects a unit test links (tests of static helpers #include the .c).
 UNIT_EXTRA_sse := $(B)/client/sse.o
+UNIT_EXTRA_pgup := $(B)/client/pq_dl.o
 .SECONDEXPANSION:
 .SECONDARY:
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $$(UNIT_EXTRA_$$*) $(CONF_OBJS) $(LIBCOMMON)

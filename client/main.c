@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client/audit.h"
 #include "client/client.h"
@@ -28,6 +29,15 @@
 
 #define CLIENT_DEFAULT_CONF	"/etc/mcptun/client.yaml"
 #define SYSTEM_CA_BUNDLE	"/etc/ssl/certs/ca-certificates.crt"
+/*
+ * The most descriptors the event loop watches.  lws sizes two tables by
+ * ulimit -n, 16 bytes a descriptor and every page touched: 16 MiB of
+ * resident memory under the 1048576 many containers set.  The client needs
+ * about three per stdio session (its pipes) and a link carries at most
+ * 1024 streams, so twice that, with room for sessions kept over a link
+ * gap, is plenty.
+ */
+#define CLIENT_MAX_FDS		8192
 
 static struct client_conf *cur_conf;
 static struct lws_context *ctx;
@@ -135,6 +145,8 @@ load_conf(const char *path)
 		goto fail;
 	if (client_conf_check(c, err, sizeof(err)) != 0)
 		goto fail;
+	/* libpq is loaded only now, and only for a postgres server. */
+	(void)pgup_conf_loaded(c);
 	return c;
  fail:
 	daemon_log_lines(err);
@@ -241,6 +253,19 @@ ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return 0;
 }
 
+
+/*
+ * lws's fd_limit_per_thread for this process: CLIENT_MAX_FDS when the
+ * process may open more, else 0 (lws then sizes by the limit, which is
+ * smaller; a value above it would only make lws's poll table larger).
+ */
+static unsigned int
+fd_limit(void)
+{
+	long l = sysconf(_SC_OPEN_MAX);
+
+	return l > CLIENT_MAX_FDS ? CLIENT_MAX_FDS : 0;
+}
 
 static void
 add_override(const char *key, const char *value)
@@ -353,6 +378,7 @@ main(int argc, char **argv)
 	    cur_conf->relay.ca_file : SYSTEM_CA_BUNDLE;
 	info.client_ssl_cert_filepath = cur_conf->relay.client_cert;
 	info.client_ssl_private_key_filepath = cur_conf->relay.client_key;
+	info.fd_limit_per_thread = fd_limit();
 	info.timeout_secs = 20;
 	info.connect_timeout_secs = 20;
 	info.ka_time = 60;

@@ -40,6 +40,7 @@
 #include "client/up_postgres.h"
 #include "client/client_conf.h"
 #include "client/pgsql.h"
+#include "client/pq_dl.h"
 #include "client/up_stdio.h"
 #include "client/upstream.h"
 #include "common/err.h"
@@ -524,16 +525,18 @@ job_set_sql_error(struct pgup_job *job, const PGresult *res)
 
 	if (job->errtext != NULL)
 		return;
-	if ((sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED)) ==
-	    NULL && (sev = PQresultErrorField(res, PG_DIAG_SEVERITY)) == NULL)
+	sev = libpq.PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (sev == NULL &&
+	    (sev = libpq.PQresultErrorField(res, PG_DIAG_SEVERITY)) == NULL)
 		sev = "ERROR";
-	if ((state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) == NULL)
+	if ((state = libpq.PQresultErrorField(res, PG_DIAG_SQLSTATE)) == NULL)
 		state = "XX000";
-	if ((msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)) == NULL)
-		msg = PQresultErrorMessage(res);
-	detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-	hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
-	pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+	msg = libpq.PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (msg == NULL)
+		msg = libpq.PQresultErrorMessage(res);
+	detail = libpq.PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	hint = libpq.PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	pos = libpq.PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
 	snprintf(job->sqlstate, sizeof(job->sqlstate), "%s", state);
 	text = xasprintf("%s %s: %s", sev, state, msg);
 	if (pos != NULL) {
@@ -746,7 +749,7 @@ conn_watch(struct pgup_conn *c)
 	int fd, dfd;
 
 	conn_unwatch(c);
-	if ((fd = PQsocket(c->pg)) < 0 || fstat(fd, &st) == -1)
+	if ((fd = libpq.PQsocket(c->pg)) < 0 || fstat(fd, &st) == -1)
 		return MT_EIO;
 	if ((dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return MT_EIO;
@@ -772,7 +775,7 @@ conn_socket_changed(const struct pgup_conn *c)
 	struct stat st;
 	int fd;
 
-	if ((fd = PQsocket(c->pg)) < 0 || fstat(fd, &st) == -1)
+	if ((fd = libpq.PQsocket(c->pg)) < 0 || fstat(fd, &st) == -1)
 		return 0;
 	return c->wsi == NULL || st.st_dev != c->sock_dev ||
 	    st.st_ino != c->sock_ino;
@@ -816,7 +819,7 @@ conn_free(struct pgup_conn *c)
 	TAILQ_REMOVE(&p->conns, c, entry);
 	p->nconns--;
 	if (c->pg != NULL)
-		PQfinish(c->pg);
+		libpq.PQfinish(c->pg);
 	free(c);
 }
 
@@ -896,8 +899,8 @@ conn_flush(struct pgup_conn *c)
 {
 	int r;
 
-	if ((r = PQflush(c->pg)) < 0)
-		return conn_broken(c, PQerrorMessage(c->pg));
+	if ((r = libpq.PQflush(c->pg)) < 0)
+		return conn_broken(c, libpq.PQerrorMessage(c->pg));
 	if (r > 0 && c->wsi != NULL)
 		lws_callback_on_writable(c->wsi);
 	return 0;
@@ -915,13 +918,13 @@ conn_send(struct pgup_conn *c, const char *sql, int extended, size_t n,
 	int ok;
 
 	if (extended)
-		ok = PQsendQueryParams(c->pg, sql, (int)n, NULL,
+		ok = libpq.PQsendQueryParams(c->pg, sql, (int)n, NULL,
 		    (const char *const *)params, NULL, NULL, 0);
 	else
-		ok = PQsendQuery(c->pg, sql);
+		ok = libpq.PQsendQuery(c->pg, sql);
 	if (!ok)
-		return conn_broken(c, PQerrorMessage(c->pg));
-	if (single_row && !PQsetSingleRowMode(c->pg))
+		return conn_broken(c, libpq.PQerrorMessage(c->pg));
+	if (single_row && !libpq.PQsetSingleRowMode(c->pg))
 		log_debug("postgres %s: no single-row mode", c->pool->name);
 	return conn_flush(c);
 }
@@ -1038,7 +1041,7 @@ static int
 conn_result(struct pgup_conn *c, PGresult *res)
 {
 	struct pgup_job *job = c->job;
-	ExecStatusType st = PQresultStatus(res);
+	ExecStatusType st = libpq.PQresultStatus(res);
 	const char *state;
 	char *why = NULL;
 	int i, n, k, lost = 0;
@@ -1046,7 +1049,7 @@ conn_result(struct pgup_conn *c, PGresult *res)
 
 	if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR ||
 	    st == PGRES_BAD_RESPONSE) {
-		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		state = libpq.PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		/* Connection exceptions and administrator shutdowns. */
 		if (state != NULL && (strncmp(state, "08", 2) == 0 ||
 		    strncmp(state, "57P0", 4) == 0))
@@ -1060,11 +1063,11 @@ conn_result(struct pgup_conn *c, PGresult *res)
 			c->reset_failed = 1;
 		} else if (c->state == PGC_TYPES) {
 			log_debug("postgres %s: type names: %s", c->pool->name,
-			    PQresultErrorMessage(res));
+			    libpq.PQresultErrorMessage(res));
 		} else if (job != NULL)
 			job_set_sql_error(job, res);
 		if (lost)
-			why = one_line(PQresultErrorMessage(res));
+			why = one_line(libpq.PQresultErrorMessage(res));
 	} else if (c->state == PGC_STMT && job != NULL) {
 		switch (st) {
 		case PGRES_SINGLE_TUPLE:
@@ -1072,32 +1075,33 @@ conn_result(struct pgup_conn *c, PGresult *res)
 		case PGRES_COMMAND_OK:
 		case PGRES_EMPTY_QUERY:
 			if (job->res == NULL) {
-				n = PQnfields(res);
+				n = libpq.PQnfields(res);
 				job->res = pgsql_result_new((size_t)n,
 				    job->max_rows, job->max_bytes);
 				for (i = 0; i < n; i++)
 					pgsql_result_set_col(job->res,
-					    (size_t)i, PQfname(res, i),
-					    PQftype(res, i));
+					    (size_t)i, libpq.PQfname(res, i),
+					    libpq.PQftype(res, i));
 				job->vals = xcalloc((size_t)n + 1,
 				    sizeof(*job->vals));
 				job->lens = xcalloc((size_t)n + 1,
 				    sizeof(*job->lens));
 			}
-			for (k = 0; k < PQntuples(res); k++) {
+			for (k = 0; k < libpq.PQntuples(res); k++) {
 				for (j = 0; j < job->res->ncols; j++) {
 					i = (int)j;
-					job->vals[j] = PQgetisnull(res, k, i) ?
-					    NULL : PQgetvalue(res, k, i);
-					job->lens[j] = (size_t)PQgetlength(res,
-					    k, i);
+					job->vals[j] =
+					    libpq.PQgetisnull(res, k, i) ?
+					    NULL : libpq.PQgetvalue(res, k, i);
+					job->lens[j] =
+					    (size_t)libpq.PQgetlength(res, k, i);
 				}
 				pgsql_result_add_row(job->res, job->vals,
 				    job->lens);
 			}
 			if (st != PGRES_SINGLE_TUPLE)
 				pgsql_result_set_command(job->res,
-				    PQcmdStatus(res));
+				    libpq.PQcmdStatus(res));
 			break;
 		case PGRES_COPY_IN:
 		case PGRES_COPY_OUT:
@@ -1112,10 +1116,10 @@ conn_result(struct pgup_conn *c, PGresult *res)
 		}
 	} else if (c->state == PGC_TYPES && st == PGRES_TUPLES_OK &&
 	    job != NULL && job->res != NULL) {
-		for (k = 0; k < PQntuples(res); k++) {
+		for (k = 0; k < libpq.PQntuples(res); k++) {
 			pool_type_add(c->pool,
-			    (unsigned int)strtoul(PQgetvalue(res, k, 0), NULL,
-			    10), PQgetvalue(res, k, 1));
+			    (unsigned int)strtoul(libpq.PQgetvalue(res, k, 0),
+			    NULL, 10), libpq.PQgetvalue(res, k, 1));
 		}
 		for (j = 0; j < job->res->ncols; j++) {
 			if (job->res->types[j] == NULL &&
@@ -1126,10 +1130,10 @@ conn_result(struct pgup_conn *c, PGresult *res)
 				    job->res->oids[j]));
 		}
 	}
-	PQclear(res);
-	if (!lost && PQstatus(c->pg) == CONNECTION_BAD) {
+	libpq.PQclear(res);
+	if (!lost && libpq.PQstatus(c->pg) == CONNECTION_BAD) {
 		lost = 1;
-		why = one_line(PQerrorMessage(c->pg));
+		why = one_line(libpq.PQerrorMessage(c->pg));
 	}
 	if (lost) {
 		conn_broken(c, why != NULL ? why : "connection lost");
@@ -1190,15 +1194,16 @@ conn_drain(struct pgup_conn *c)
 			return 0;
 		if (c->state == PGC_IDLE) {
 			/* Input while idle: notices, or the server leaving. */
-			while ((nt = PQnotifies(c->pg)) != NULL)
-				PQfreemem(nt);
-			if (PQstatus(c->pg) == CONNECTION_BAD)
-				return conn_broken(c, PQerrorMessage(c->pg));
+			while ((nt = libpq.PQnotifies(c->pg)) != NULL)
+				libpq.PQfreemem(nt);
+			if (libpq.PQstatus(c->pg) == CONNECTION_BAD)
+				return conn_broken(c,
+				    libpq.PQerrorMessage(c->pg));
 			return 0;
 		}
-		if (PQisBusy(c->pg))
+		if (libpq.PQisBusy(c->pg))
 			return 0;
-		if ((res = PQgetResult(c->pg)) == NULL) {
+		if ((res = libpq.PQgetResult(c->pg)) == NULL) {
 			if (conn_phase_done(c) < 0)
 				return -1;
 			continue;
@@ -1214,7 +1219,7 @@ conn_connect_poll(struct pgup_conn *c)
 {
 	PostgresPollingStatusType st;
 
-	st = PQconnectPoll(c->pg);
+	st = libpq.PQconnectPoll(c->pg);
 	if (st != PGRES_POLLING_FAILED && conn_socket_changed(c) &&
 	    conn_watch(c) != 0)
 		return conn_broken(c, "cannot watch the database socket");
@@ -1226,16 +1231,16 @@ conn_connect_poll(struct pgup_conn *c)
 	case PGRES_POLLING_READING:
 		return 0;
 	case PGRES_POLLING_OK:
-		if (PQsetnonblocking(c->pg, 1) != 0)
-			return conn_broken(c, PQerrorMessage(c->pg));
+		if (libpq.PQsetnonblocking(c->pg, 1) != 0)
+			return conn_broken(c, libpq.PQerrorMessage(c->pg));
 		log_info("postgres %s: connection %u up (%s:%s, %d of at most "
-		    "%lld)", c->pool->name, c->serial, PQhost(c->pg),
-		    PQport(c->pg), c->pool->nconns,
+		    "%lld)", c->pool->name, c->serial, libpq.PQhost(c->pg),
+		    libpq.PQport(c->pg), c->pool->nconns,
 		    (long long)c->pool->size);
 		return conn_idle(c);
 	case PGRES_POLLING_FAILED:
 	default:
-		return conn_broken(c, PQerrorMessage(c->pg));
+		return conn_broken(c, libpq.PQerrorMessage(c->pg));
 	}
 }
 
@@ -1244,8 +1249,8 @@ conn_readable(struct pgup_conn *c)
 {
 	if (c->state == PGC_CONNECTING)
 		return conn_connect_poll(c);
-	if (!PQconsumeInput(c->pg))
-		return conn_broken(c, PQerrorMessage(c->pg));
+	if (!libpq.PQconsumeInput(c->pg))
+		return conn_broken(c, libpq.PQerrorMessage(c->pg));
 	if (c->state != PGC_IDLE && conn_flush(c) < 0)
 		return -1;
 	return conn_drain(c);
@@ -1292,16 +1297,16 @@ conn_open(struct pgup_pool *p, char *why, size_t whylen)
 	c->pool = p;
 	c->state = PGC_CONNECTING;
 	c->serial = ++p->serial;
-	if ((c->pg = PQconnectStartParams(kw, val, 1)) == NULL) {
+	if ((c->pg = libpq.PQconnectStartParams(kw, val, 1)) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		free(c);
 		return MT_EUPSTREAM;
 	}
-	if (PQstatus(c->pg) == CONNECTION_BAD) {
-		line = one_line(PQerrorMessage(c->pg));
+	if (libpq.PQstatus(c->pg) == CONNECTION_BAD) {
+		line = one_line(libpq.PQerrorMessage(c->pg));
 		snprintf(why, whylen, "%s", line);
 		free(line);
-		PQfinish(c->pg);
+		libpq.PQfinish(c->pg);
 		free(c);
 		return MT_EUPSTREAM;
 	}
@@ -1962,6 +1967,7 @@ pgup_open(struct lws_vhost *vh, const struct server_conf *sc,
     const struct upstream_ops *ops, void *arg, struct upstream **out)
 {
 	struct upstream *u;
+	char why[512];
 
 	if (sc->type != SERVER_POSTGRES || sc->dsn == NULL) {
 		upstream_set_error("server \"%s\" is not a postgres server",
@@ -1974,6 +1980,11 @@ pgup_open(struct lws_vhost *vh, const struct server_conf *sc,
 		    "is not running on this vhost", sc->name,
 		    PGUP_PROTOCOL_NAME);
 		return MT_ESTATE;
+	}
+	if (pq_dl_load(why, sizeof(why)) != 0) {
+		upstream_set_error("postgres server \"%s\": %s", sc->name,
+		    why);
+		return MT_EUPSTREAM;
 	}
 	u = xcalloc(1, sizeof(*u));
 	u->sc = sc;
@@ -2075,6 +2086,30 @@ const struct upstream_kind upstream_postgres = {
 };
 
 /* ---- lws glue ------------------------------------------------------------------ */
+
+int
+pgup_conf_loaded(const struct client_conf *c)
+{
+	char why[512];
+	size_t i;
+	int rc;
+
+	if (pq_dl_loaded())
+		return 0;
+	for (i = 0; i < c->nservers; i++)
+		if (c->servers[i].type == SERVER_POSTGRES)
+			break;
+	if (i == c->nservers)
+		return 0;
+	if ((rc = pq_dl_load(why, sizeof(why))) != 0) {
+		log_warnx("postgres server \"%s\": %s; its sessions will "
+		    "fail", c->servers[i].name, why);
+		return rc;
+	}
+	log_debug("postgres server \"%s\": loaded %s (libpq %d)",
+	    c->servers[i].name, PQ_DL_LIBNAME, libpq.PQlibVersion());
+	return 0;
+}
 
 void
 pgup_shutdown(void)

@@ -31,6 +31,17 @@ int	pgup_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 extern const struct lws_protocols pgup_protocol;
 
+struct client_conf;
+
+/*
+ * Call with every config the client starts or reloads with: when c names
+ * a postgres server, loads libpq (pq_dl.h) unless it is loaded already.
+ * Returns 0, or MT_ENOTFOUND after a warning that names the library (the
+ * daemon goes on; sessions of postgres servers then fail with the same
+ * sentence).
+ */
+int	pgup_conf_loaded(const struct client_conf *c);
+
 /*
  * Closes every pooled database connection and frees the pools, without
  * callbacks; for shutdown, after the sessions are closed and before
