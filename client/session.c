@@ -734,45 +734,81 @@ session_offload(struct session *s, struct pending *p, const uint8_t *msg,
 	return 0;
 }
 
+/*
+ * Filters the tools/list answer msg (its tree *mp, built here if NULL) in
+ * place; returns 1 if the tree changed and must be sent instead.
+ */
+static int
+session_edit_tools(struct session *s, json_t **mp, const uint8_t *msg,
+    size_t len)
+{
+	json_t *result;
+
+	if (*mp == NULL && (*mp = jrpc_parse(msg, len, NULL, 0)) == NULL)
+		return 0;
+	result = json_object_get(*mp, "result");
+	return session_filter_tools(result, s->fsc) +
+	    offload_add_tools(result, &s->fsc->offload) > 0;
+}
+
+/*
+ * A message from the upstream.  It is read with jrpc_peek: an answer that
+ * nothing edits (all but tools/list and offloaded results) and every
+ * server request or notification go to the agent as the bytes that came.
+ * The tree is built for tools/list, and jansson reads whatever the
+ * scanner does not vouch for (so malformed lines are judged as before).
+ */
 static void
 session_on_message(void *arg, const uint8_t *msg, size_t len)
 {
 	struct session *s = arg;
-	const json_t *id, *err;
-	json_t *m, *result;
+	struct jrpc_peek peek;
+	enum jrpc_kind kind;
+	const json_t *id;
+	json_t *m = NULL, *result;
 	const char *outcome;
 	struct pending *p;
 	char errtext[160], *dumped = NULL;
 	const void *out = msg;
 	size_t outlen = len;
+	int has_result, failed;
 
 	if (s->ended)
 		return;
 	session_hold(s);
-	if ((m = jrpc_parse(msg, len, errtext, sizeof(errtext))) == NULL) {
+	if (jrpc_peek(msg, len, &peek)) {
+		kind = peek.kind;
+		id = peek.id;
+		has_result = jrpc_peek_has(&peek, JRPC_P_RESULT);
+		failed = jrpc_peek_has(&peek, JRPC_P_ERROR) ||
+		    peek.v[JRPC_P_IS_ERROR].type == JSCAN_TRUE;
+	} else if ((m = jrpc_parse(msg, len, errtext, sizeof(errtext))) ==
+	    NULL) {
 		log_warnx("[%s] server sent a line that is not JSON (%s); "
 		    "dropped", s->tag, errtext);
 		goto out;
-	}
-	switch (jrpc_classify(m)) {
-	case JRPC_RESPONSE:
+	} else {
+		kind = jrpc_classify(m);
 		id = json_object_get(m, "id");
+		result = json_object_get(m, "result");
+		has_result = result != NULL;
+		failed = json_object_get(m, "error") != NULL ||
+		    json_is_true(json_object_get(result, "isError"));
+	}
+	switch (kind) {
+	case JRPC_RESPONSE:
 		if ((p = pending_find(&s->pending, id)) == NULL) {
 			/* Timed out or cancelled already: the agent moved on. */
 			log_debug("[%s] dropped a response to no pending "
 			    "request", s->tag);
 			break;
 		}
-		result = json_object_get(m, "result");
-		err = json_object_get(m, "error");
-		outcome = err != NULL || json_is_true(json_object_get(result,
-		    "isError")) ? "error" : "ok";
-		if (strcmp(p->method, "tools/list") == 0 && result != NULL &&
-		    session_filter_tools(result, s->fsc) +
-		    offload_add_tools(result, &s->fsc->offload) > 0) {
+		outcome = failed ? "error" : "ok";
+		if (strcmp(p->method, "tools/list") == 0 && has_result &&
+		    session_edit_tools(s, &m, msg, len)) {
 			dumped = jrpc_dump(m, &outlen);
 			out = dumped;
-		} else if (p->tool != NULL && !p->local && result != NULL &&
+		} else if (p->tool != NULL && !p->local && has_result &&
 		    session_offload(s, p, msg, len, &dumped, &outlen) == 0) {
 			out = dumped;
 			if (p->offload_id == NULL)
@@ -795,6 +831,7 @@ session_on_message(void *arg, const uint8_t *msg, size_t len)
 	}
  out:
 	free(dumped);
+	jrpc_peek_done(&peek);
 	json_decref(m);
 	session_release(s);
 }
