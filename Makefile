@@ -55,7 +55,7 @@ APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \
 PROTO_SRCS  := proto/frame.c proto/mux.c
 COMMON_SRCS := common/log.c common/err.c common/xmalloc.c common/buf.c \
                common/conf.c common/token.c common/backoff.c common/util.c \
-               common/jsonrpc.c common/u32map.c common/daemon.c
+               common/jsonrpc.c common/jscan.c common/u32map.c common/daemon.c
 # The daemons' config modules are separate so unit tests and fuzzers can
 # link them without the daemons.
 RELAY_CONF_SRCS  := relay/relay_conf.c
@@ -131,7 +131,7 @@ $(B)/tests/tools/%: tests/tools/%.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -ljansson
 
 # --- fuzzing (clang libFuzzer; a short smoke run is part of make test) ---
-FUZZ_NAMES := frame mux conf
+FUZZ_NAMES := frame mux conf jscan
 FUZZ_BINS  := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_SRCS  := $(PROTO_SRCS) $(COMMON_SRCS) $(RELAY_CONF_SRCS) $(CLIENT_CONF_SRCS)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) | $(DEPSTAMP)

@@ -223,6 +223,21 @@ merge_member_of(const struct merge *m, const struct session *s)
 }
 
 /* Sends msg to the agent; returns link_send()'s code. */
+/* Sends the JSON text of one message to the agent. */
+static int
+merge_send_text(struct merge *m, const void *text, size_t len)
+{
+	int r;
+
+	if (m->closing)
+		return MT_ECLOSED;
+	r = link_send(m->stream, text, len);
+	if (r != 0 && r != MT_ETOOBIG)
+		log_warnx("[*/%u] cannot send to the agent: %s", m->stream,
+		    mt_strerror(r));
+	return r;
+}
+
 static int
 merge_send(struct merge *m, const json_t *msg)
 {
@@ -233,10 +248,7 @@ merge_send(struct merge *m, const json_t *msg)
 	if (m->closing)
 		return MT_ECLOSED;
 	text = jrpc_dump(msg, &len);
-	r = link_send(m->stream, text, len);
-	if (r != 0 && r != MT_ETOOBIG)
-		log_warnx("[*/%u] cannot send to the agent: %s", m->stream,
-		    mt_strerror(r));
+	r = merge_send_text(m, text, len);
 	free(text);
 	return r;
 }
@@ -772,18 +784,66 @@ merge_member_notification(struct merge *m, struct member *mb, json_t *msg)
 	return merge_send(m, msg);
 }
 
+/*
+ * Forwards a member's answer to an agent's request (pk, read with
+ * jrpc_peek) without a tree: the agent's id is spliced in where the
+ * member's id was, the rest goes as it came.  Returns 1 if done, 0 if the
+ * answer needs the tree: not a forwarded answer, or one whose result may
+ * name resources for merge_note_links (any "resource" or \u escape in
+ * the text, a cheap and safe over-estimate).
+ */
+static int
+merge_forward_raw(struct merge *m, struct member *mb,
+    const struct jrpc_peek *pk)
+{
+	const struct jscan_val *idv = &pk->v[JRPC_P_ID];
+	struct mop *op;
+	char *idtext, *out;
+	size_t idlen, outlen;
+
+	if (pk->kind != JRPC_RESPONSE || !json_is_integer(pk->id) ||
+	    (op = mop_find(m, json_integer_value(pk->id))) == NULL ||
+	    op->mb != mb || op->kind != MOP_FORWARD)
+		return 0;
+	if (memmem(pk->text, pk->len, "resource", 8) != NULL ||
+	    memmem(pk->text, pk->len, "\\u", 2) != NULL)
+		return 0;
+	idtext = jrpc_dump(op->agent_id, &idlen);
+	outlen = pk->len - idv->len + idlen;
+	out = xmalloc(outlen);
+	memcpy(out, pk->text, idv->off);
+	memcpy(out + idv->off, idtext, idlen);
+	memcpy(out + idv->off + idlen, pk->text + idv->off + idv->len,
+	    pk->len - idv->off - idv->len);
+	if (merge_send_text(m, out, outlen) == MT_ETOOBIG) {
+		log_info("[*/%u] the answer of server %s is too large",
+		    m->stream, mb->server);
+		merge_error(m, op->agent_id, JRPC_UPSTREAM_ERROR, "the answer "
+		    "of server %s is too large", mb->server);
+	}
+	free(out);
+	free(idtext);
+	mop_free(m, op);
+	return 1;
+}
+
 int
 merge_member_output(struct merge *m, struct session *member, const void *msg,
     size_t len)
 {
+	struct jrpc_peek peek;
 	struct member *mb;
 	json_t *j;
-	int r = 0;
+	int r = 0, done;
 
 	if (m->closing || (mb = merge_member_of(m, member)) == NULL)
 		return 0;
 	/* One that failed to initialize says nothing until it is closed. */
 	if (mb->state == MB_FAILED && mb->closing)
+		return 0;
+	done = jrpc_peek(msg, len, &peek) && merge_forward_raw(m, mb, &peek);
+	jrpc_peek_done(&peek);
+	if (done)
 		return 0;
 	if ((j = jrpc_parse(msg, len, NULL, 0)) == NULL) {
 		log_warnx("[*/%u] server %s sent something that is not JSON; "

@@ -557,18 +557,60 @@ session_timeout(lws_sorted_usec_list_t *sul)
 
 /* ---- from the agent ---------------------------------------------------- */
 
+/*
+ * A request bound for the upstream (not a local offload tool): checks a
+ * tools/call against the filter (tool is params.name, NULL if missing or
+ * not text), tracks it as pending and sends raw on.
+ */
+static void
+session_agent_forward(struct session *s, const json_t *id, const char *method,
+    const char *tool, const void *raw, size_t rawlen)
+{
+	char q1[SESSION_NAME_QUOTE + 8], msg[256];
+	struct pending *p;
+	size_t n;
+	int r;
+
+	if (strcmp(method, "tools/call") == 0) {
+		if (tool == NULL) {
+			n = session_reply_error(s, id, JRPC_INVALID_PARAMS,
+			    "tools/call needs params.name");
+			session_audit_now(s, method, NULL, rawlen, "error", n);
+			return;
+		}
+		if (!server_conf_tool_allowed(s->fsc, tool)) {
+			snprintf(msg, sizeof(msg), "tool %s is not allowed on "
+			    "server %s", session_quote(tool, q1, sizeof(q1)),
+			    s->server);
+			log_info("[%s] agent %s: %s", s->tag, s->agent, msg);
+			n = session_reply_error(s, id, JRPC_DENIED, msg);
+			session_audit_now(s, method, tool, rawlen, "denied", n);
+			return;
+		}
+	} else
+		tool = NULL;
+	p = pending_add(&s->pending, id, method, tool, now_ms(),
+	    s->fconf->limits.request_timeout_ms, rawlen);
+	if ((r = session_send_up(s, raw, rawlen)) != 0) {
+		snprintf(msg, sizeof(msg), "server %s cannot take the request: "
+		    "%s", s->server, r == MT_ECLOSED ? "it is not running" :
+		    mt_strerror(r));
+		n = session_reply_error(s, id, JRPC_UPSTREAM_ERROR, msg);
+		session_audit(s, p, r == MT_ECLOSED ? "upstream_exit" : "error",
+		    n);
+		pending_remove(&s->pending, p);
+	}
+	session_arm(s);
+}
+
 static void
 session_agent_request(struct session *s, json_t *m, const void *raw,
     size_t rawlen)
 {
 	const char *method = json_string_value(json_object_get(m, "method"));
 	const json_t *id = json_object_get(m, "id");
-	const char *tool = NULL;
-	char q1[SESSION_NAME_QUOTE + 8], msg[256];
 	struct offload_owner who;
 	struct pending *p;
-	size_t n;
-	int r;
 
 	if (pending_find(&s->pending, id) != NULL) {
 		session_reply_error(s, id, JRPC_INVALID_REQUEST,
@@ -585,35 +627,49 @@ session_agent_request(struct session *s, json_t *m, const void *raw,
 		session_arm(s);
 		return;
 	}
-	if (strcmp(method, "tools/call") == 0) {
-		if ((tool = session_call_tool(m)) == NULL) {
-			n = session_reply_error(s, id, JRPC_INVALID_PARAMS,
-			    "tools/call needs params.name");
-			session_audit_now(s, method, NULL, rawlen, "error", n);
-			return;
-		}
-		if (!server_conf_tool_allowed(s->fsc, tool)) {
-			snprintf(msg, sizeof(msg), "tool %s is not allowed on "
-			    "server %s", session_quote(tool, q1, sizeof(q1)),
-			    s->server);
-			log_info("[%s] agent %s: %s", s->tag, s->agent, msg);
-			n = session_reply_error(s, id, JRPC_DENIED, msg);
-			session_audit_now(s, method, tool, rawlen, "denied", n);
-			return;
-		}
+	session_agent_forward(s, id, method, session_call_tool(m), raw, rawlen);
+}
+
+/*
+ * A message from the agent read with jrpc_peek (no tree): requests for the
+ * upstream and responses go on as the bytes that came.  Returns 0 if it
+ * needs the tree instead: a cancellation, an offload tool (whose name
+ * starts with mcptun_, or resources/read), or anything invalid.
+ */
+static int
+session_agent_peeked(struct session *s, const struct jrpc_peek *pk)
+{
+	char *tool;
+	int r;
+
+	switch (pk->kind) {
+	case JRPC_RESPONSE:
+		if ((r = session_send_up(s, pk->text, pk->len)) != 0)
+			log_debug("[%s] response not delivered: %s", s->tag,
+			    mt_strerror(r));
+		return 1;
+	case JRPC_REQUEST:
+		break;
+	default:
+		return 0;
 	}
-	p = pending_add(&s->pending, id, method, tool, now_ms(),
-	    s->fconf->limits.request_timeout_ms, rawlen);
-	if ((r = session_send_up(s, raw, rawlen)) != 0) {
-		snprintf(msg, sizeof(msg), "server %s cannot take the request: "
-		    "%s", s->server, r == MT_ECLOSED ? "it is not running" :
-		    mt_strerror(r));
-		n = session_reply_error(s, id, JRPC_UPSTREAM_ERROR, msg);
-		session_audit(s, p, r == MT_ECLOSED ? "upstream_exit" : "error",
-		    n);
-		pending_remove(&s->pending, p);
+	if (strcmp(pk->method, "resources/read") == 0)
+		return 0;
+	tool = jrpc_peek_strdup(pk, JRPC_P_NAME);
+	if (tool != NULL && (strncmp(tool, "mcptun_", 7) == 0 ||
+	    strlen(tool) + 2 != pk->v[JRPC_P_NAME].len)) {
+		/* Local tools, and names with escapes, the tree's way. */
+		free(tool);
+		return 0;
 	}
-	session_arm(s);
+	if (pending_find(&s->pending, pk->id) != NULL)
+		session_reply_error(s, pk->id, JRPC_INVALID_REQUEST,
+		    "request id already in use");
+	else
+		session_agent_forward(s, pk->id, pk->method, tool, pk->text,
+		    pk->len);
+	free(tool);
+	return 1;
 }
 
 static void
@@ -734,45 +790,81 @@ session_offload(struct session *s, struct pending *p, const uint8_t *msg,
 	return 0;
 }
 
+/*
+ * Filters the tools/list answer msg (its tree *mp, built here if NULL) in
+ * place; returns 1 if the tree changed and must be sent instead.
+ */
+static int
+session_edit_tools(struct session *s, json_t **mp, const uint8_t *msg,
+    size_t len)
+{
+	json_t *result;
+
+	if (*mp == NULL && (*mp = jrpc_parse(msg, len, NULL, 0)) == NULL)
+		return 0;
+	result = json_object_get(*mp, "result");
+	return session_filter_tools(result, s->fsc) +
+	    offload_add_tools(result, &s->fsc->offload) > 0;
+}
+
+/*
+ * A message from the upstream.  It is read with jrpc_peek: an answer that
+ * nothing edits (all but tools/list and offloaded results) and every
+ * server request or notification go to the agent as the bytes that came.
+ * The tree is built for tools/list, and jansson reads whatever the
+ * scanner does not vouch for (so malformed lines are judged as before).
+ */
 static void
 session_on_message(void *arg, const uint8_t *msg, size_t len)
 {
 	struct session *s = arg;
-	const json_t *id, *err;
-	json_t *m, *result;
+	struct jrpc_peek peek;
+	enum jrpc_kind kind;
+	const json_t *id;
+	json_t *m = NULL, *result;
 	const char *outcome;
 	struct pending *p;
 	char errtext[160], *dumped = NULL;
 	const void *out = msg;
 	size_t outlen = len;
+	int has_result, failed;
 
 	if (s->ended)
 		return;
 	session_hold(s);
-	if ((m = jrpc_parse(msg, len, errtext, sizeof(errtext))) == NULL) {
+	if (jrpc_peek(msg, len, &peek)) {
+		kind = peek.kind;
+		id = peek.id;
+		has_result = jrpc_peek_has(&peek, JRPC_P_RESULT);
+		failed = jrpc_peek_has(&peek, JRPC_P_ERROR) ||
+		    peek.v[JRPC_P_IS_ERROR].type == JSCAN_TRUE;
+	} else if ((m = jrpc_parse(msg, len, errtext, sizeof(errtext))) ==
+	    NULL) {
 		log_warnx("[%s] server sent a line that is not JSON (%s); "
 		    "dropped", s->tag, errtext);
 		goto out;
-	}
-	switch (jrpc_classify(m)) {
-	case JRPC_RESPONSE:
+	} else {
+		kind = jrpc_classify(m);
 		id = json_object_get(m, "id");
+		result = json_object_get(m, "result");
+		has_result = result != NULL;
+		failed = json_object_get(m, "error") != NULL ||
+		    json_is_true(json_object_get(result, "isError"));
+	}
+	switch (kind) {
+	case JRPC_RESPONSE:
 		if ((p = pending_find(&s->pending, id)) == NULL) {
 			/* Timed out or cancelled already: the agent moved on. */
 			log_debug("[%s] dropped a response to no pending "
 			    "request", s->tag);
 			break;
 		}
-		result = json_object_get(m, "result");
-		err = json_object_get(m, "error");
-		outcome = err != NULL || json_is_true(json_object_get(result,
-		    "isError")) ? "error" : "ok";
-		if (strcmp(p->method, "tools/list") == 0 && result != NULL &&
-		    session_filter_tools(result, s->fsc) +
-		    offload_add_tools(result, &s->fsc->offload) > 0) {
+		outcome = failed ? "error" : "ok";
+		if (strcmp(p->method, "tools/list") == 0 && has_result &&
+		    session_edit_tools(s, &m, msg, len)) {
 			dumped = jrpc_dump(m, &outlen);
 			out = dumped;
-		} else if (p->tool != NULL && !p->local && result != NULL &&
+		} else if (p->tool != NULL && !p->local && has_result &&
 		    session_offload(s, p, msg, len, &dumped, &outlen) == 0) {
 			out = dumped;
 			if (p->offload_id == NULL)
@@ -795,6 +887,7 @@ session_on_message(void *arg, const uint8_t *msg, size_t len)
 	}
  out:
 	free(dumped);
+	jrpc_peek_done(&peek);
 	json_decref(m);
 	session_release(s);
 }
@@ -1023,13 +1116,22 @@ session_open(uint32_t id, const char *server, const char *agent,
 void
 session_input(struct session *s, const uint8_t *msg, size_t len)
 {
+	struct jrpc_peek peek;
 	char errtext[160];
 	json_t *m;
 	size_t i;
+	int done;
 
 	if (s->ended)
 		return;
 	session_hold(s);
+	if (s->merge == NULL) {
+		done = jrpc_peek(msg, len, &peek) &&
+		    session_agent_peeked(s, &peek);
+		jrpc_peek_done(&peek);
+		if (done)
+			goto out;
+	}
 	if ((m = jrpc_parse(msg, len, errtext, sizeof(errtext))) == NULL) {
 		log_info("[%s] dropped a message from the agent that is not "
 		    "JSON: %s", s->tag, errtext);

@@ -824,18 +824,45 @@ httpup_deliver_one(struct httpup_req *rq, json_t *m, const char *text,
 }
 
 /*
+ * httpup_deliver_one for a single message read with jrpc_peek, without a
+ * tree.  Returns 0 if it needs the tree instead (an invalid message, or
+ * the answer to initialize, whose result is read).
+ */
+static int
+httpup_deliver_peeked(struct httpup_req *rq, const struct jrpc_peek *pk)
+{
+	if (pk->kind == JRPC_INVALID || rq->initialize)
+		return 0;
+	if (pk->kind == JRPC_RESPONSE && rq->id != NULL &&
+	    json_equal(pk->id, rq->id)) {
+		if (rq->answered)
+			return 1;	/* we answered it already (timeout) */
+		rq->answered = 1;
+	}
+	httpup_deliver(rq->u, pk->text, pk->len);
+	return 1;
+}
+
+/*
  * Handles one JSON text from the upstream (a JSON body or an SSE event's
  * data, NUL-terminated): a message or a batch, each delivered.  Garbage
  * marks a POST's answer bad; on the GET stream it is logged and skipped.
+ * A single message is read with jrpc_peek and passed on as it came.
  */
 static void
 httpup_message(struct httpup_req *rq, const char *text, size_t len)
 {
 	struct upstream *u = rq->u;
+	struct jrpc_peek peek;
 	char err[160];
 	json_t *m, *e;
 	size_t i;
+	int done;
 
+	done = jrpc_peek(text, len, &peek) && httpup_deliver_peeked(rq, &peek);
+	jrpc_peek_done(&peek);
+	if (done)
+		return;
 	if ((m = jrpc_parse(text, len, err, sizeof(err))) == NULL) {
 		if (rq->method == HU_GET) {
 			log_warnx("upstream %s: %s sent %s on its event "
@@ -1582,6 +1609,7 @@ static int
 httpup_send(struct upstream *u, const uint8_t *msg, size_t len)
 {
 	struct httpup_req *rq;
+	struct jrpc_peek peek;
 	const json_t *method;
 	json_t *m;
 
@@ -1596,8 +1624,16 @@ httpup_send(struct upstream *u, const uint8_t *msg, size_t len)
 	rq->bodylen = len;
 	rq->unsent = len;
 	u->unsent += len;
-	/* Not JSON-RPC (or a batch): posted as is, nobody to answer. */
-	if ((m = jrpc_parse(msg, len, NULL, 0)) != NULL) {
+	/*
+	 * Not JSON-RPC (or a batch): posted as is, nobody to answer.  A
+	 * request's id and method are read without a tree when possible.
+	 */
+	if (jrpc_peek(msg, len, &peek)) {
+		if (peek.kind == JRPC_REQUEST) {
+			rq->id = json_incref(peek.id);
+			rq->initialize = strcmp(peek.method, "initialize") == 0;
+		}
+	} else if ((m = jrpc_parse(msg, len, NULL, 0)) != NULL) {
 		if (jrpc_classify(m) == JRPC_REQUEST) {
 			rq->id = json_incref(json_object_get(m, "id"));
 			method = json_object_get(m, "method");
@@ -1606,6 +1642,7 @@ httpup_send(struct upstream *u, const uint8_t *msg, size_t len)
 		}
 		json_decref(m);
 	}
+	jrpc_peek_done(&peek);
 	httpup_kick_soon(u);
 	if (u->unsent > HTTPUP_HIGH_WATER) {
 		u->eagain = 1;

@@ -752,16 +752,18 @@ mcps_on_close(void *arg, uint16_t code, const char *text)
 	    code == CLOSE_UPSTREAM ? MO_UPSTREAM_ERROR : MO_UNAVAILABLE, msg);
 }
 
-/* Routes a server-initiated request or notification to a stream. */
+/*
+ * Routes a server-initiated request or notification to a stream.  pk is
+ * its progress key (or NULL), has_id whether it carries an id; j is its
+ * tree if one was built (else NULL).
+ */
 static void
 mcps_route_server_msg(struct mcps *s, const uint8_t *msg, size_t len,
-    const json_t *j)
+    const json_t *j, const char *pk, int has_id)
 {
 	struct hconn *hc, *target = NULL;
-	char *pk;
 
-	if ((pk = mcp_progress_key(j)) != NULL &&
-	    json_object_get(j, "id") == NULL) {
+	if (pk != NULL && !has_id) {
 		TAILQ_FOREACH(hc, &s->conns, entry) {
 			if (!hc->final && hc->want_sse && hc->progkey != NULL &&
 			    strcmp(hc->progkey, pk) == 0) {
@@ -770,7 +772,6 @@ mcps_route_server_msg(struct mcps *s, const uint8_t *msg, size_t len,
 			}
 		}
 	}
-	free(pk);
 	if (target == NULL) {
 		TAILQ_FOREACH_REVERSE(hc, &s->conns, hconn_list, entry) {
 			if (!hc->final && hc->want_sse && hc->idkey != NULL) {
@@ -787,26 +788,43 @@ mcps_route_server_msg(struct mcps *s, const uint8_t *msg, size_t len,
 		mcps_backlog(s, msg, len);
 }
 
+/*
+ * A message from the MCP server.  Most are only routed, so they are read
+ * with jrpc_peek (no tree) and forwarded as the bytes that came; jansson
+ * parses only what the scanner will not vouch for, which also keeps its
+ * verdict on malformed text.
+ */
 static void
 mcps_on_message(void *arg, const uint8_t *msg, size_t len)
 {
 	struct mcps *s = arg;
+	struct jrpc_peek peek;
 	struct hconn *hc;
-	json_t *j;
+	enum jrpc_kind kind;
+	const json_t *id;
+	json_t *j = NULL;
 	char *key;
-	int failed_init;
+	int failed_init, has_error;
 
 	if (s->dead)
 		return;
 	s->last_ms = now_ms();
-	if ((j = jrpc_parse(msg, len, NULL, 0)) == NULL) {
+	if (jrpc_peek(msg, len, &peek)) {
+		kind = peek.kind;
+		id = peek.id;
+		has_error = jrpc_peek_has(&peek, JRPC_P_ERROR);
+	} else if ((j = jrpc_parse(msg, len, NULL, 0)) == NULL) {
 		log_warnx("session %s: the MCP server sent %zu bytes that are "
 		    "not JSON; dropped", short_id(s->id), len);
-		return;
+		goto out;
+	} else {
+		kind = jrpc_classify(j);
+		id = json_object_get(j, "id");
+		has_error = json_object_get(j, "error") != NULL;
 	}
-	switch (jrpc_classify(j)) {
+	switch (kind) {
 	case JRPC_RESPONSE:
-		key = mcp_id_key(json_object_get(j, "id"));
+		key = mcp_id_key(id);
 		hc = key != NULL ? mcps_pending(s, key) : NULL;
 		free(key);
 		if (hc == NULL) {
@@ -815,8 +833,7 @@ mcps_on_message(void *arg, const uint8_t *msg, size_t len)
 			    short_id(s->id));
 			break;
 		}
-		failed_init = hc->is_init &&
-		    json_object_get(j, "error") != NULL;
+		failed_init = hc->is_init && has_error;
 		if (failed_init)
 			hc->set_sid[0] = '\0';
 		hc_answer(hc, msg, len, j, MO_OK);
@@ -826,13 +843,18 @@ mcps_on_message(void *arg, const uint8_t *msg, size_t len)
 		break;
 	case JRPC_REQUEST:
 	case JRPC_NOTIFICATION:
-		mcps_route_server_msg(s, msg, len, j);
+		key = j != NULL ? mcp_progress_key(j) :
+		    mcp_peek_progress_key(&peek);
+		mcps_route_server_msg(s, msg, len, j, key, id != NULL);
+		free(key);
 		break;
 	default:
 		log_warnx("session %s: the MCP server sent something that is "
 		    "not JSON-RPC 2.0; dropped", short_id(s->id));
 		break;
 	}
+ out:
+	jrpc_peek_done(&peek);
 	json_decref(j);
 }
 
@@ -1056,60 +1078,92 @@ hc_agent_cancelled(struct mcps *s, const json_t *msg)
 	free(key);
 }
 
-/* A whole POST body has arrived. */
+/*
+ * The tree of a POST body that jrpc_peek has vouched for (so it parses);
+ * NULL only when out of memory.
+ */
+static json_t *
+hc_body_tree(struct hconn *hc, json_t **msgp)
+{
+	if (*msgp == NULL)
+		*msgp = jrpc_parse(buf_ptr(&hc->body), buf_len(&hc->body), NULL,
+		    0);
+	return *msgp;
+}
+
+/*
+ * A whole POST body has arrived.  It is read with jrpc_peek, so a large
+ * request goes on as the bytes that came; the tree is built only for
+ * initialize and cancellations, and jansson reads whatever the scanner
+ * does not vouch for (its error sentence is the one the agent gets).
+ */
 static void
 hc_post(struct hconn *hc)
 {
 	const struct relay_conf *conf = relay_conf_current();
+	struct jrpc_peek peek;
 	char errtext[160];
 	const char *method;
 	enum jrpc_kind kind;
+	json_t *id = NULL;
 	struct mcps *s;
-	json_t *msg;
+	json_t *msg = NULL;
 	size_t queued;
 	int r;
 
 	metrics_bytes(MD_FROM_AGENTS, buf_len(&hc->body));
-	msg = jrpc_parse(buf_ptr(&hc->body), buf_len(&hc->body), errtext,
-	    sizeof(errtext));
-	if (msg == NULL) {
-		hc_error(hc, 400, NULL, JRPC_PARSE_ERROR, MO_BAD_REQUEST,
-		    "Parse error: %s", errtext);
-		return;
+	if (jrpc_peek(buf_ptr(&hc->body), buf_len(&hc->body), &peek)) {
+		kind = peek.kind;
+		id = peek.id;
+		method = peek.method;
+	} else {
+		msg = jrpc_parse(buf_ptr(&hc->body), buf_len(&hc->body),
+		    errtext, sizeof(errtext));
+		if (msg == NULL) {
+			hc_error(hc, 400, NULL, JRPC_PARSE_ERROR,
+			    MO_BAD_REQUEST, "Parse error: %s", errtext);
+			goto out;
+		}
+		if (json_is_array(msg)) {
+			hc_error(hc, 400, NULL, JRPC_INVALID_REQUEST,
+			    MO_BAD_REQUEST, "JSON-RPC batches are not "
+			    "supported: send one message per POST");
+			goto out;
+		}
+		kind = jrpc_classify(msg);
+		id = id;
+		method = mcp_method(msg);
 	}
-	if (json_is_array(msg)) {
-		hc_error(hc, 400, NULL, JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
-		    "JSON-RPC batches are not supported: send one message "
-		    "per POST");
-		goto out;
-	}
-	if ((kind = jrpc_classify(msg)) == JRPC_INVALID) {
-		hc_error(hc, 400, json_object_get(msg, "id"),
-		    JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
+	if (kind == JRPC_INVALID) {
+		hc_error(hc, 400, id, JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
 		    "Invalid Request: not a JSON-RPC 2.0 message");
 		goto out;
 	}
-	method = mcp_method(msg);
 	if (hc->sid[0] == '\0') {
 		if (kind != JRPC_REQUEST || strcmp(method, "initialize") != 0) {
-			hc_error(hc, 400, json_object_get(msg, "id"),
-			    JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
-			    "Bad Request: no Mcp-Session-Id header; a session "
-			    "starts with an initialize request");
+			hc_error(hc, 400, id, JRPC_INVALID_REQUEST,
+			    MO_BAD_REQUEST, "Bad Request: no Mcp-Session-Id "
+			    "header; a session starts with an initialize "
+			    "request");
+			goto out;
+		}
+		if (hc_body_tree(hc, &msg) == NULL) {
+			hc_error(hc, 500, id, JRPC_INTERNAL_ERROR,
+			    MO_BAD_REQUEST, "out of memory");
 			goto out;
 		}
 		hc_initialize(hc, msg);
 		goto out;
 	}
 	if ((s = mcps_find(hc->sid, hc->agent, &hc->route)) == NULL) {
-		hc_error(hc, 404, json_object_get(msg, "id"),
+		hc_error(hc, 404, id,
 		    JRPC_SESSION_ENDED, MO_NOT_FOUND, "Session not found: it "
 		    "expired or was ended; send initialize for a new one");
 		goto out;
 	}
 	s->last_ms = now_ms();
 	if (kind == JRPC_REQUEST && strcmp(method, "initialize") == 0) {
-		hc_error(hc, 400, json_object_get(msg, "id"),
+		hc_error(hc, 400, id,
 		    JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
 		    "Bad Request: this session is already initialized");
 		goto out;
@@ -1128,14 +1182,14 @@ hc_post(struct hconn *hc)
 			mcps_kill(s, CLOSE_LIMIT, JRPC_UNAVAILABLE, 503,
 			    MO_LIMITED, "too much was queued while the "
 			    "tunnel's client was offline (queue_limit)");
-			hc_error(hc, 404, json_object_get(msg, "id"),
+			hc_error(hc, 404, id,
 			    JRPC_SESSION_ENDED, MO_LIMITED, "Session not found: "
 			    "it ended because too much was queued while the "
 			    "tunnel's client was offline; send initialize for a "
 			    "new one");
 		} else {
 			hc->retry_after = 1;
-			hc_error(hc, 503, json_object_get(msg, "id"),
+			hc_error(hc, 503, id,
 			    JRPC_UNAVAILABLE, MO_LIMITED, "the tunnel is "
 			    "congested: %zu bytes wait for its client "
 			    "(queue_limit); retry shortly", queued);
@@ -1144,7 +1198,8 @@ hc_post(struct hconn *hc)
 	}
 	if (kind != JRPC_REQUEST) {
 		if (kind == JRPC_NOTIFICATION &&
-		    strcmp(method, "notifications/cancelled") == 0)
+		    strcmp(method, "notifications/cancelled") == 0 &&
+		    hc_body_tree(hc, &msg) != NULL)
 			hc_agent_cancelled(s, msg);
 		r = tunnel_stream_send(s->t, s->stream, buf_ptr(&hc->body),
 		    buf_len(&hc->body));
@@ -1155,7 +1210,7 @@ hc_post(struct hconn *hc)
 		hc_respond(hc, 202, NULL, NULL, 0, MO_OK);
 		goto out;
 	}
-	hc->req_id = json_incref(json_object_get(msg, "id"));
+	hc->req_id = json_incref(id);
 	if ((hc->idkey = mcp_id_key(hc->req_id)) == NULL) {
 		hc_error(hc, 400, NULL, JRPC_INVALID_REQUEST, MO_BAD_REQUEST,
 		    "Invalid Request: the id must be a string or an integer");
@@ -1169,7 +1224,8 @@ hc_post(struct hconn *hc)
 		    "is already in progress in this session");
 		goto out;
 	}
-	hc->progkey = mcp_progress_key(msg);
+	hc->progkey = msg != NULL ? mcp_progress_key(msg) :
+	    mcp_peek_progress_key(&peek);
 	hc->sess = s;
 	TAILQ_INSERT_TAIL(&s->conns, hc, entry);
 	hc->state = HC_WAIT;
@@ -1192,7 +1248,7 @@ hc_post(struct hconn *hc)
 		hc_keepalive_arm(hc);
 	goto out;
  refused:
-	hc_error(hc, r == MT_ETOOBIG ? 413 : 502, json_object_get(msg, "id"),
+	hc_error(hc, r == MT_ETOOBIG ? 413 : 502, id,
 	    JRPC_UPSTREAM_ERROR, r == MT_ETOOBIG ? MO_TOO_LARGE :
 	    MO_UPSTREAM_ERROR, "the tunnel did not take the message: %s",
 	    mt_strerror(r));
@@ -1202,10 +1258,11 @@ hc_post(struct hconn *hc)
 	s->live = 0;
 	mcps_kill(s, CLOSE_NORMAL, JRPC_SESSION_ENDED, 404, MO_NOT_FOUND,
 	    "the tunnel stream is gone");
-	hc_error(hc, 404, json_object_get(msg, "id"), JRPC_SESSION_ENDED,
+	hc_error(hc, 404, id, JRPC_SESSION_ENDED,
 	    MO_NOT_FOUND, "Session not found: its tunnel stream ended; send "
 	    "initialize for a new one");
  out:
+	jrpc_peek_done(&peek);
 	json_decref(msg);
 }
 

@@ -315,6 +315,34 @@ mcp_progress_key(const json_t *msg)
 	return key_of(json_object_get(meta, "progressToken"));
 }
 
+/* key_of for a part of a peeked message. */
+static char *
+peek_key_of(const struct jrpc_peek *pk, enum jrpc_part part)
+{
+	json_t *v;
+	char *k;
+
+	if ((v = jrpc_peek_value(pk, part)) == NULL)
+		return NULL;
+	k = key_of(v);
+	json_decref(v);
+	return k;
+}
+
+char *
+mcp_peek_progress_key(const struct jrpc_peek *pk)
+{
+	if (pk->method == NULL ||
+	    pk->v[JRPC_P_PARAMS].type != JSCAN_OBJECT)
+		return NULL;
+	if (strcmp(pk->method, "notifications/progress") == 0)
+		return peek_key_of(pk, JRPC_P_TOKEN);
+	if (!jrpc_peek_has(pk, JRPC_P_ID) ||
+	    pk->v[JRPC_P_META].type != JSCAN_OBJECT)
+		return NULL;
+	return peek_key_of(pk, JRPC_P_META_TOKEN);
+}
+
 int
 mcp_has_newline(const void *s, size_t len)
 {

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "common/jsonrpc.h"
+
 /* Longest tunnel or server name in a path (as RELAY_NAME_MAX). */
 #define MCP_NAME_MAX	48
 
@@ -94,6 +96,9 @@ char	*mcp_id_key(const json_t *id);
  * integer).  The caller frees it.
  */
 char	*mcp_progress_key(const json_t *msg);
+
+/* mcp_progress_key for a message read with jrpc_peek (no tree). */
+char	*mcp_peek_progress_key(const struct jrpc_peek *pk);
 
 /* Returns the method of a request or notification, or NULL. */
 const char *mcp_method(const json_t *msg);
