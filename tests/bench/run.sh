@@ -140,12 +140,14 @@ wait_children() {
 	done
 }
 
-# hold_sessions COL RSSARGS -- MCPLOAD-TARGET...: opens $NSESS sessions with
-# mcpload, takes the RSS of RSSARGS while they are open, ends them.
-# Writes $R/COL_sessions.json (mcpload's report) and $R/COL_mem_sessions.json.
+# hold_sessions COL PARENT RSSARGS -- MCPLOAD-TARGET...: opens $NSESS
+# sessions with mcpload, takes the RSS of RSSARGS and counts PARENT's child
+# processes (the upstreams) while they are open, ends them.  Writes
+# $R/COL_sessions.json (mcpload's report, plus "upstreams") and
+# $R/COL_mem_sessions.json.
 hold_sessions() {
-	_h_col=$1
-	shift
+	_h_col=$1 _h_parent=$2
+	shift 2
 	_h_rss=""
 	while [ "$1" != -- ]; do _h_rss="$_h_rss $1"; shift; done
 	shift
@@ -166,6 +168,7 @@ hold_sessions() {
 	sleep 1		# let the last spawned servers settle
 	# shellcheck disable=SC2086
 	rss $_h_rss >"$R/${_h_col}_mem_sessions.json"
+	_h_kids=$(pgrep -c -P "$_h_parent" 2>/dev/null)
 	exec 7>&-
 	_h_n=0
 	while kill -0 $_h_pid 2>/dev/null && [ $_h_n -lt 600 ]; do
@@ -174,8 +177,13 @@ hold_sessions() {
 	done
 	kill -TERM $_h_pid 2>/dev/null
 	wait $_h_pid 2>/dev/null
-	[ -s "$R/${_h_col}_sessions.json" ] ||
-	    na "$R/${_h_col}_sessions.json" "mcpload could not open the sessions: $(tail -n 2 "$R/${_h_col}_sessions.err" | tr '\n' ' ')"
+	if [ -s "$R/${_h_col}_sessions.json" ]; then
+		python3 -c 'import json, sys
+d = json.load(open(sys.argv[1])); d["upstreams"] = int(sys.argv[2] or 0)
+json.dump(d, open(sys.argv[1], "w"))' "$R/${_h_col}_sessions.json" "$_h_kids"
+	else
+		na "$R/${_h_col}_sessions.json" "mcpload could not open the sessions: $(tail -n 2 "$R/${_h_col}_sessions.err" | tr '\n' ' ')"
+	fi
 }
 
 # ---- set-up ---------------------------------------------------------------
@@ -345,7 +353,7 @@ if [ -z "$MCPTUN_NA" ]; then
 	gen mcptun_cjson_lat 120 "$MCPLOAD" --url "$MCPTUN_URL" --token "$AGENT_TOKEN" \
 	    --ca "$CERTS/ca.crt" --accept application/json --mode lat --calls "$CALLS" \
 	    --warmup 200 --seconds "$LAT_S"
-	hold_sessions mcptun relay=$RELAY_PID client=$CLIENT_PID -- \
+	hold_sessions mcptun "$CLIENT_PID" relay=$RELAY_PID client=$CLIENT_PID -- \
 	    --url "$MCPTUN_URL" --token "$AGENT_TOKEN" --ca "$CERTS/ca.crt"
 	wait_children "$CLIENT_PID"
 	sleep 1
@@ -391,7 +399,7 @@ if [ -z "$SG_NA" ]; then
 	sleep 1
 	rss supergateway=$SG_PID >"$R/sg_mem_idle.json"
 	http_loads sg "$SG_URL"
-	hold_sessions sg supergateway=$SG_PID -- --url "$SG_URL"
+	hold_sessions sg "$SG_PID" supergateway=$SG_PID -- --url "$SG_URL"
 	wait_children "$SG_PID"
 	sleep 1
 	rss supergateway=$SG_PID >"$R/sg_mem_after.json"
@@ -476,7 +484,7 @@ if [ -z "$SSH_NA" ]; then
 	rss $MEMARGS >"$R/sgssh_mem_idle.json"
 	http_loads sgssh "$SGSSH_URL"
 	# shellcheck disable=SC2086
-	hold_sessions sgssh $MEMARGS -- --url "$SGSSH_URL"
+	hold_sessions sgssh "$SG_PID" $MEMARGS -- --url "$SGSSH_URL"
 	wait_children "$SG_PID"
 	sleep 1
 	# shellcheck disable=SC2086

@@ -77,11 +77,12 @@ def main():
 
     def mem(col, when):
         v = get("%s_mem_%s" % (col, when))
-        if col == "mcptun" and when == "sessions":
-            s = get("mcptun_sessions")
-            if s.get("opened") != s.get("sessions"):
-                notes.append("mcptun: %s of %s sessions opened" %
-                             (s.get("opened"), s.get("sessions")))
+        if when == "sessions":
+            s = get("%s_sessions" % col)
+            notes.append("%s: %s of %s sessions opened (in %.0f s), %s upstream "
+                         "processes running while the RSS was taken" %
+                         (col, s.get("opened"), s.get("sessions"),
+                          s.get("open_s") or 0, s.get("upstreams", "?")))
         return v
 
     def mem_total(when):
