@@ -541,7 +541,7 @@ if part pg && [ -z "$PG_NA" ]; then
 	PG_VER=$(sed -n 's/^ *"version": "\(.*\)",$/\1/p' \
 	    "$(dirname "$PG_MCP_JS")/../package.json" | head -n 1)
 	say "  direct: server-postgres $PG_VER over stdio"
-	pg_gens direct 600 --stdio "$PG_REF"
+	pg_gens direct 1800 --stdio "$PG_REF"
 
 	say "  mcptun: the built-in adapter"
 	PG_TPORT=$(free_port)
@@ -571,7 +571,7 @@ servers:
 EOF
 	start_mcptun "$PG_TPORT"
 	if [ -z "$MCPTUN_NA" ]; then
-		pg_gens mcptun 600 --url "https://localhost:$PG_TPORT/mcp/bench/pg" \
+		pg_gens mcptun 1800 --url "https://localhost:$PG_TPORT/mcp/bench/pg" \
 		    --token "$AGENT_TOKEN"
 		say "  mcptun: offload on (the default 100,000 tokens)"
 		for g in c sdk; do
@@ -595,7 +595,7 @@ EOF
 		say "  sg: server-postgres behind supergateway"
 		PG_SGPORT=$(free_port)
 		if start_sg sgpg "$PG_SGPORT" "$PG_REF"; then
-			pg_gens sg 600 --url "http://127.0.0.1:$PG_SGPORT/mcp"
+			pg_gens sg 1800 --url "http://127.0.0.1:$PG_SGPORT/mcp"
 		else
 			for f in c_pg sdk_pg; do na "$R/sg_$f.json" "supergateway did not listen"; done
 		fi
@@ -616,7 +616,7 @@ EOF
 			wait_port "$PG_FWDPORT" 15 || _pgs_na="ssh -R did not forward"
 		fi
 		if [ -z "$_pgs_na" ]; then
-			pg_gens sgssh 600 --url "http://127.0.0.1:$PG_FWDPORT/mcp"
+			pg_gens sgssh 1800 --url "http://127.0.0.1:$PG_FWDPORT/mcp"
 		else
 			for f in c_pg sdk_pg; do na "$R/sgssh_$f.json" "$_pgs_na"; done
 		fi

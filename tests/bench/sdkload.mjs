@@ -176,8 +176,10 @@ async function hol() {
 
 // One query call: its rows (checked against --rows) and answer size.
 async function queryOnce(s) {
+	// 120 s per call is too short for the SDK's own stdio reader on a
+	// 30 MB answer on a loaded machine; the run's timeout bounds it.
 	const r = await s.c.callTool({ name: "query", arguments: { sql: o.sql } },
-		undefined, opts);
+		undefined, { timeout: 1800000 });
 	if (r.isError)
 		throw new Error(`query failed: ${JSON.stringify(r.content).slice(0, 200)}`);
 	const c = r.content?.[0] || {};
