@@ -149,7 +149,7 @@ test: all $(UNIT_BINS) $(FUZZ_BINS) $(TOOL_BINS)
 demo: all
 	@sh examples/demo.sh
 
-bench: all
+bench: all $(TOOL_BINS)
 	@sh tests/bench/run.sh
 
 clean:

@@ -21,6 +21,9 @@
  *   --url http[s]://HOST:PORT/PATH [--token T] [--ca FILE]
  *   --stdio "CMD ARGS"             (run as /bin/sh -c "exec CMD ARGS")
  *   --raw HOST:PORT                (raw TCP: send "N\n", read N bytes)
+ *   --serve-raw PORT               (the far end of --raw: listens on
+ *                                   127.0.0.1:PORT, answers each line "N"
+ *                                   with N bytes, until killed)
  * and --accept VALUE replaces the Accept header (default "application/json,
  * text/event-stream", what the SDK sends) for diagnosis.
  * MODE (--mode) and its options:
@@ -34,6 +37,14 @@
  *                                         hold them until stdin closes, end
  *                                         them (DELETE) and exit
  *   first     --seconds T                 retry open+echo until one succeeds
+ *   query     --sql SQL --rows R --calls N [--marker M]
+ *                                         one warm-up, then N sequential calls
+ *                                         of the "query" tool (a Postgres MCP
+ *                                         server); each answer must hold M
+ *                                         (default "row-, quote included)
+ *                                         exactly R times, once per row in
+ *                                         both servers' formats; --rows 0
+ *                                         wants a resource_link (offload)
  * Output: one JSON object on stdout; diagnostics on stderr.  Times in ms.
  * Exit status 0, or 1 when the run could not be done at all.
  */
@@ -71,6 +82,9 @@
 
 static struct {
 	const char *url, *token, *ca, *stdio_cmd, *raw, *mode, *accept;
+	const char *sql, *marker;
+	long rows;
+	int serve_port;
 	int calls, warmup, sessions, workers;
 	double seconds;
 	size_t bytes;
@@ -78,7 +92,7 @@ static struct {
 	int tls;
 	char host[256], hostport[300], path[1024];
 	int port;
-} o = { .accept = "application/json, text/event-stream", .calls = 2000, .warmup = 200, .sessions = 50, .workers = 4,
+} o = { .accept = "application/json, text/event-stream", .marker = "\"row-", .calls = 2000, .warmup = 200, .sessions = 50, .workers = 4,
 	.seconds = 5, .bytes = 4u << 20 };
 
 static void
@@ -450,6 +464,8 @@ struct sess {
 	long next_id;
 	struct buf body;		/* last answer's body */
 	struct buf req;
+	const unsigned char *ans;	/* the last JSON-RPC answer (in body or */
+	size_t ans_len;			/* the read buffer), until the next call */
 };
 
 struct resp {
@@ -601,8 +617,8 @@ json_kind(const unsigned char *p, size_t n)
 
 /*
  * The JSON-RPC answer in s->body: for SSE, the data of the event that holds
- * a result or an error.  Returns 1 result, -1 error, 0 none; *len the size
- * of that message.
+ * a result or an error.  Returns 1 result, -1 error, 0 none; s->ans and
+ * *len that message.
  */
 static int
 body_answer(struct sess *s, int sse, size_t *len)
@@ -611,6 +627,7 @@ body_answer(struct sess *s, int sse, size_t *len)
 	int k;
 
 	if (!sse) {
+		s->ans = p;
 		*len = s->body.len;
 		return json_kind(p, s->body.len);
 	}
@@ -622,6 +639,7 @@ body_answer(struct sess *s, int sse, size_t *len)
 		if (e == NULL)
 			e = end;
 		if ((k = json_kind(d, (size_t)(e - d))) != 0) {
+			s->ans = d;
 			*len = (size_t)(e - d);
 			return k;
 		}
@@ -630,17 +648,19 @@ body_answer(struct sess *s, int sse, size_t *len)
 	return 0;
 }
 
-/* One JSON-RPC request; returns 0 when a result came back (*len its size). */
+/*
+ * One JSON-RPC request; returns 0 when a result came back (then s->ans and
+ * s->ans_len are that message).
+ */
 static int
-sess_request(struct sess *s, const char *method, const char *params,
-    size_t *len)
+sess_request(struct sess *s, const char *method, const char *params)
 {
 	char msg[1024];
 	int n;
-	size_t dummy;
+	size_t *len = &s->ans_len;
 
-	if (len == NULL)
-		len = &dummy;
+	s->ans = NULL;
+	s->ans_len = 0;
 	n = snprintf(msg, sizeof msg,
 	    "{\"jsonrpc\":\"2.0\",\"id\":%ld,\"method\":\"%s\",\"params\":%s}",
 	    ++s->next_id, method, params);
@@ -654,6 +674,7 @@ sess_request(struct sess *s, const char *method, const char *params,
 			return -1;
 		while ((line = conn_line(&s->c, &ll)) != NULL) {
 			if ((k = json_kind((unsigned char *)line, ll)) != 0) {
+				s->ans = (unsigned char *)line;
 				*len = ll;
 				return k > 0 ? 0 : -1;
 			}
@@ -709,8 +730,7 @@ sess_open(struct sess *s)
 		return -1;
 	if (sess_request(s, "initialize",
 	    "{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
-	    "\"clientInfo\":{\"name\":\"mcpload\",\"version\":\"1.0\"}}",
-	    NULL) < 0)
+	    "\"clientInfo\":{\"name\":\"mcpload\",\"version\":\"1.0\"}}") < 0)
 		return -1;
 	if (o.stdio_cmd == NULL && s->sid[0] == '\0')
 		fprintf(stderr, "mcpload: no Mcp-Session-Id after initialize\n");
@@ -734,26 +754,62 @@ static int
 call_echo(struct sess *s)
 {
 	return sess_request(s, "tools/call",
-	    "{\"name\":\"echo\",\"arguments\":{\"message\":\"hello mcptun\"}}",
-	    NULL);
+	    "{\"name\":\"echo\",\"arguments\":{\"message\":\"hello mcptun\"}}");
 }
 
 static int
 call_blob(struct sess *s, size_t bytes)
 {
 	char p[128];
-	size_t len;
 
 	snprintf(p, sizeof p, "{\"name\":\"blob\",\"arguments\":{\"bytes\":%zu}}",
 	    bytes);
-	if (sess_request(s, "tools/call", p, &len) < 0)
+	if (sess_request(s, "tools/call", p) < 0)
 		return -1;
-	if (len < bytes) {
-		fprintf(stderr, "mcpload: blob answer of %zu bytes < %zu\n", len,
-		    bytes);
+	if (s->ans_len < bytes) {
+		fprintf(stderr, "mcpload: blob answer of %zu bytes < %zu\n",
+		    s->ans_len, bytes);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * One call of the "query" tool with o.sql; returns how many times o.marker
+ * occurs in the answer (once per row), or -1.  *link is set when the answer
+ * is a resource_link (an offloaded result).
+ */
+static long
+call_query(struct sess *s, int *link)
+{
+	char p[900], *w = p;
+	const char *q;
+	const unsigned char *a, *end, *m;
+	size_t ml = strlen(o.marker);
+	long n = 0;
+
+	w += sprintf(w, "{\"name\":\"query\",\"arguments\":{\"sql\":\"");
+	for (q = o.sql; *q != '\0' && w < p + sizeof p - 16; q++) {
+		if (*q == '"' || *q == '\\')
+			*w++ = '\\';
+		*w++ = *q < ' ' ? ' ' : *q;
+	}
+	strcpy(w, "\"}}");
+	*link = 0;
+	if (sess_request(s, "tools/call", p) < 0)
+		return -1;
+	a = s->ans;
+	end = a + s->ans_len;
+	*link = memmem(a, s->ans_len, "\"resource_link\"", 15) != NULL;
+	if (memmem(a, s->ans_len, "\"isError\":true", 14) != NULL) {
+		fprintf(stderr, "mcpload: query failed: %.300s\n", a);
+		return -1;
+	}
+	while ((m = memmem(a, (size_t)(end - a), o.marker, ml)) != NULL) {
+		n++;
+		a = m + ml;
+	}
+	return n;
 }
 
 /* ---- statistics ---------------------------------------------------------- */
@@ -1029,6 +1085,44 @@ mode_hol(void)
 }
 
 static int
+mode_query(void)
+{
+	struct sess s;
+	double *v = calloc((size_t)o.calls + 1, sizeof *v), t;
+	long rows;
+	int i, link = 0;
+	size_t bytes;
+
+	sess_init(&s);
+	if (v == NULL || o.sql == NULL)
+		die("query needs --sql");
+	if (sess_open(&s) < 0)
+		die("cannot open a session");
+	for (i = -1; i < o.calls; i++) {	/* -1: the warm-up */
+		t = now_ms();
+		rows = call_query(&s, &link);
+		if (i >= 0)
+			v[i] = now_ms() - t;
+		if (rows < 0 || (o.rows > 0 && rows != o.rows) ||
+		    (o.rows == 0 && !link))
+			die("query answer: %ld rows%s, wanted %ld%s", rows,
+			    link ? " and a resource_link" : "", o.rows,
+			    o.rows ? "" : " and a resource_link");
+	}
+	bytes = s.ans_len;
+	printf("{\"kind\":\"%s\",\"rows\":%ld,\"answer_bytes\":%zu,\"runs\":[",
+	    link ? "resource_link" : "rows", o.rows, bytes);
+	for (i = 0; i < o.calls; i++)
+		printf("%s%.1f", i ? "," : "", v[i]);
+	printf("],");
+	print_lat("ms", v, o.calls, 0);
+	printf(",\"rows_per_s\":%.0f}\n",
+	    o.rows > 0 ? (double)o.rows / (pct(v, o.calls, .5) / 1e3) : 0.0);
+	sess_end(&s, 0);
+	return 0;
+}
+
+static int
 mode_sessions(void)
 {
 	int rep[2], hold[2], w, i, ok = 0, bad = 0;
@@ -1159,6 +1253,63 @@ mode_raw(void)
 	return 0;
 }
 
+/*
+ * The far end of --raw: on 127.0.0.1:o.serve_port, a process per
+ * connection answers each line "N" with N bytes (a cached run of 'a'), so
+ * ssh -R can be timed carrying the same 4 MiB messages with no MCP around
+ * them.  Runs until killed.
+ */
+static int
+serve_raw(void)
+{
+	struct sockaddr_in sa;
+	int ls, fd, one = 1;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)o.serve_port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 16) < 0)
+		die("cannot listen on 127.0.0.1:%d: %s", o.serve_port,
+		    strerror(errno));
+	signal(SIGCHLD, SIG_IGN);	/* no zombies */
+	for (;;) {
+		struct conn c = { .rfd = -1, .wfd = -1 };
+		unsigned char *b = NULL;
+		size_t have = 0, n, ll;
+		char *line;
+
+		if ((fd = accept(ls, NULL, NULL)) < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			die("accept: %s", strerror(errno));
+		}
+		if (fork() != 0) {
+			close(fd);
+			continue;
+		}
+		close(ls);
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		c.rfd = c.wfd = fd;
+		while ((line = conn_line(&c, &ll)) != NULL) {
+			n = (size_t)strtoull(line, NULL, 10);
+			if (n > (64u << 20))
+				n = 64u << 20;
+			if (n > have) {
+				if ((b = realloc(b, n)) == NULL)
+					_exit(1);
+				memset(b, 'a', n);
+				have = n;
+			}
+			if (conn_write(&c, b, n) < 0)
+				break;
+		}
+		_exit(0);
+	}
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void
@@ -1234,11 +1385,21 @@ main(int argc, char **argv)
 			o.seconds = atof(v);
 		else if (OPT("--bytes"))
 			o.bytes = (size_t)strtoull(v, NULL, 10);
+		else if (OPT("--sql"))
+			o.sql = v;
+		else if (OPT("--rows"))
+			o.rows = atol(v);
+		else if (OPT("--marker"))
+			o.marker = v;
+		else if (OPT("--serve-raw"))
+			o.serve_port = atoi(v);
 		else
 			die("unknown or incomplete option %s (see the header "
 			    "of tests/bench/mcpload.c)", a);
 #undef OPT
 	}
+	if (o.serve_port > 0)
+		return serve_raw();
 	if (o.mode == NULL && o.raw == NULL)
 		die("--mode is required");
 	if (o.calls < 1)
@@ -1264,6 +1425,8 @@ main(int argc, char **argv)
 		return mode_sessions();
 	if (strcmp(o.mode, "first") == 0)
 		return mode_first();
+	if (strcmp(o.mode, "query") == 0)
+		return mode_query();
 	die("unknown mode %s", o.mode);
 	return 1;
 }

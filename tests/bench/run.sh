@@ -9,8 +9,10 @@
 #                                          <!-- bench:begin --> and
 #                                          <!-- bench:end --> in README.md
 #
-# Paths (columns), all reaching the same upstream, tests/bench/benchserver.mjs
-# (a raw newline-delimited JSON-RPC MCP server with "echo" and "blob"):
+# Paths (columns), all reaching the same upstream, tests/tools/echo_upstream
+# (C, newline-delimited JSON-RPC, "echo" and "blob"; ~1 MiB RSS and ~1 ms
+# per 4 MiB blob, so the upstream is never what a column measures and 1,000
+# sessions, one upstream process each, fit in memory):
 #   direct    the load generator spawns it and speaks stdio to it
 #   mcptun    agent -> relay (HTTPS) -> link (WSS) -> client -> stdio
 #   sg        supergateway (npm, pinned in tests/node) --stateful, Streamable
@@ -18,6 +20,13 @@
 #   sg+ssh    the same supergateway reached through ssh -R: a throwaway sshd
 #             on a loopback port (keys made in the temp dir), the bridge's
 #             port forwarded back by ssh -R as a user would from inside
+# Postgres rows (a large SELECT of BENCH_PG_ROWS rows from a real PostgreSQL
+# started with tests/lib/pg.sh): direct, sg and sg+ssh reach the reference
+# server @modelcontextprotocol/server-postgres (pinned in tests/node, stdio)
+# as a user would; mcptun reaches its built-in adapter (client/up_postgres.c).
+# Offload is off for those rows (the whole result crosses every path); one
+# more row times mcptun with offload on (the answer is a resource_link, the
+# rows stay in the network).
 # Load generators (rows marked [SDK] / [C]), the same for every column:
 #   [SDK]  tests/bench/sdkload.mjs, the official TypeScript SDK client
 #   [C]    tests/bench/mcpload.c, Streamable HTTP over mbedTLS (or stdio)
@@ -27,16 +36,18 @@
 #             deps/out/lib/{libeverest,libp256m}.a -lm
 #
 # Knobs (environment): BENCH_CALLS (sequential calls, 2000), BENCH_SESSIONS
-# (sessions held open for the memory figure, 200: each holds a Node stdio
-# server of ~40 MiB, so 1,000 would need ~40 GiB on top of the daemons),
-# BENCH_RATE_SECONDS (4), BENCH_BULK_SECONDS (6), BENCH_HOL_SECONDS (4),
-# BENCH_LAT_SECONDS (10: the sequential runs stop there even short of
-# BENCH_CALLS; each figure's n is in results.json).
+# (sessions held open for the memory figure, 1000), BENCH_RATE_SECONDS (4),
+# BENCH_BULK_SECONDS (6), BENCH_HOL_SECONDS (4), BENCH_LAT_SECONDS (10: the
+# sequential runs stop there even short of BENCH_CALLS; each figure's n is
+# in results.json), BENCH_PG_ROWS (200000), BENCH_PG_RUNS (timed queries
+# per figure after one warm-up, 5; the figure is their median),
+# BENCH_PARTS (which sections run: "direct mcptun sg sgssh pg", all).
 # Openssh is installed from Debian with apt-get when missing (as root).
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/pg.sh"
 
 UPDATE_README=0
 case ${1:-} in
@@ -46,11 +57,14 @@ case ${1:-} in
 esac
 
 CALLS=${BENCH_CALLS:-2000}
-NSESS=${BENCH_SESSIONS:-200}
+NSESS=${BENCH_SESSIONS:-1000}
 RATE_S=${BENCH_RATE_SECONDS:-4}
 BULK_S=${BENCH_BULK_SECONDS:-6}
 HOL_S=${BENCH_HOL_SECONDS:-4}
 LAT_S=${BENCH_LAT_SECONDS:-10}
+PG_ROWS=${BENCH_PG_ROWS:-200000}
+PG_RUNS=${BENCH_PG_RUNS:-5}
+PARTS=${BENCH_PARTS:-direct mcptun sg sgssh pg}
 BLOB=4194304
 STOP_GRACE=3
 
@@ -61,6 +75,14 @@ START_S=$(date +%s)
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 
 say() { echo "bench: $*" >&2; }
+
+# part NAME: whether BENCH_PARTS asks for that section.
+part() {
+	case " $PARTS " in
+	*" $1 "*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
 
 # na FILE REASON: a result that could not be measured, with why.
 na() {
@@ -118,12 +140,14 @@ wait_children() {
 	done
 }
 
-# hold_sessions COL RSSARGS -- MCPLOAD-TARGET...: opens $NSESS sessions with
-# mcpload, takes the RSS of RSSARGS while they are open, ends them.
-# Writes $R/COL_sessions.json (mcpload's report) and $R/COL_mem_sessions.json.
+# hold_sessions COL PARENT RSSARGS -- MCPLOAD-TARGET...: opens $NSESS
+# sessions with mcpload, takes the RSS of RSSARGS and counts PARENT's child
+# processes (the upstreams) while they are open, ends them.  Writes
+# $R/COL_sessions.json (mcpload's report, plus "upstreams") and
+# $R/COL_mem_sessions.json.
 hold_sessions() {
-	_h_col=$1
-	shift
+	_h_col=$1 _h_parent=$2
+	shift 2
 	_h_rss=""
 	while [ "$1" != -- ]; do _h_rss="$_h_rss $1"; shift; done
 	shift
@@ -144,6 +168,7 @@ hold_sessions() {
 	sleep 1		# let the last spawned servers settle
 	# shellcheck disable=SC2086
 	rss $_h_rss >"$R/${_h_col}_mem_sessions.json"
+	_h_kids=$(pgrep -c -P "$_h_parent" 2>/dev/null)
 	exec 7>&-
 	_h_n=0
 	while kill -0 $_h_pid 2>/dev/null && [ $_h_n -lt 600 ]; do
@@ -152,16 +177,22 @@ hold_sessions() {
 	done
 	kill -TERM $_h_pid 2>/dev/null
 	wait $_h_pid 2>/dev/null
-	[ -s "$R/${_h_col}_sessions.json" ] ||
-	    na "$R/${_h_col}_sessions.json" "mcpload could not open the sessions: $(tail -n 2 "$R/${_h_col}_sessions.err" | tr '\n' ' ')"
+	if [ -s "$R/${_h_col}_sessions.json" ]; then
+		python3 -c 'import json, sys
+d = json.load(open(sys.argv[1])); d["upstreams"] = int(sys.argv[2] or 0)
+json.dump(d, open(sys.argv[1], "w"))' "$R/${_h_col}_sessions.json" "$_h_kids"
+	else
+		na "$R/${_h_col}_sessions.json" "mcpload could not open the sessions: $(tail -n 2 "$R/${_h_col}_sessions.err" | tr '\n' ' ')"
+	fi
 }
 
 # ---- set-up ---------------------------------------------------------------
 
 say "set-up (node_setup, mcpload, openssh, test CA)"
 node_setup || { echo "bench: node_setup failed (npm ci in tests/node)" >&2; exit 1; }
-[ -x "$RELAY" ] && [ -x "$CLIENT" ] || {
-	echo "bench: $RELAY or $CLIENT missing; run make first" >&2
+ECHO_UP=$MCPTUN_TOP/$B/tests/tools/echo_upstream
+[ -x "$RELAY" ] && [ -x "$CLIENT" ] && [ -x "$ECHO_UP" ] || {
+	echo "bench: $RELAY, $CLIENT or $ECHO_UP missing; run make bench (or make all $B/tests/tools/echo_upstream) first" >&2
 	exit 1
 }
 D=$MCPTUN_TOP/deps/out
@@ -176,7 +207,7 @@ cc -O2 -Wall -I "$D/include" -o "$MCPLOAD" "$MCPTUN_TOP/tests/bench/mcpload.c" \
 cp "$MCPTUN_TOP/tests/bench/sdkload.mjs" "$OUT/sdkload.mjs"
 ln -sfn "$NODE_DIR/node_modules" "$OUT/node_modules"
 
-BENCHSRV="node $MCPTUN_TOP/tests/bench/benchserver.mjs"
+BENCHSRV=$ECHO_UP
 SG_JS=$NODE_DIR/node_modules/supergateway/dist/index.js
 SG_VER=$(sed -n 's/^ *"version": "\(.*\)",$/\1/p' "$NODE_DIR/node_modules/supergateway/package.json" | head -n 1)
 SSHD=/usr/sbin/sshd
@@ -196,6 +227,7 @@ make_test_ca "$T/pki" >/dev/null || { echo "bench: cannot make the test CA" >&2;
 
 # ---- 1. direct -----------------------------------------------------------
 
+if part direct; then
 say "direct (stdio)"
 gen direct_c_lat 120 "$MCPLOAD" --stdio "$BENCHSRV" --mode lat --calls "$CALLS" --warmup 200 --seconds "$LAT_S"
 gen direct_sdk_lat 120 node "$OUT/sdkload.mjs" --stdio "$BENCHSRV" --mode lat --calls "$CALLS" --warmup 200 --seconds "$LAT_S"
@@ -205,6 +237,7 @@ gen direct_c_bulk 60 "$MCPLOAD" --stdio "$BENCHSRV" --mode bulk --bytes $BLOB --
 gen direct_sdk_bulk 60 node "$OUT/sdkload.mjs" --stdio "$BENCHSRV" --mode bulk --bytes $BLOB --calls 40 --seconds "$BULK_S"
 gen direct_c_hol 60 "$MCPLOAD" --stdio "$BENCHSRV" --mode hol --bytes $BLOB --calls 1000 --seconds "$HOL_S"
 gen direct_sdk_hol 60 node "$OUT/sdkload.mjs" --stdio "$BENCHSRV" --mode hol --bytes $BLOB --calls 1000 --seconds "$HOL_S"
+fi
 
 # An HTTP column's whole set of load figures.
 # http_loads COL URL [TOKEN]
@@ -241,12 +274,14 @@ restart_figure() {
 
 # ---- 2. mcptun -------------------------------------------------------------
 
-say "mcptun (relay + client)"
-PORT=$(free_port)
 TOKEN=tun-$(openssl rand -hex 16)
 AGENT_TOKEN=agent-$(openssl rand -hex 16)
-cat >"$T/relay.yaml" <<EOF
-listen: 127.0.0.1:$PORT
+
+# relay_conf FILE PORT [EXTRA-LIMITS]: the relay's configuration, the bench
+# tunnel and agent, limits high enough for BENCH_SESSIONS.
+relay_conf() {
+	cat >"$1" <<EOF
+listen: 127.0.0.1:$2
 tls:
   cert: $CERTS/server.crt
   key: $CERTS/server.key
@@ -261,31 +296,54 @@ limits:
   sessions_per_agent: 100000
   sessions_per_tunnel: 100000
   streams_per_link: 100000
+${3:-}
 EOF
-cat >"$T/client.yaml" <<EOF
+}
+
+# client_head FILE PORT: the client's relay and offload sections; the
+# caller appends the rest.  Offload is off: every column must carry the
+# same bytes, not a preview.
+client_head() {
+	cat >"$1" <<EOF
 relay:
-  url: wss://localhost:$PORT/tunnel
+  url: wss://localhost:$2/tunnel
   tunnel: bench
   token: $TOKEN
   ca_file: $CERTS/ca.crt
-# Offload off: every column must carry the same 4 MiB, not a preview.
 offload:
   threshold_tokens: 0
+  dir: $T/offload
+EOF
+}
+
+# start_mcptun PORT: relay and client on $T/relay.yaml and $T/client.yaml;
+# sets RELAY_PID, CLIENT_PID and MCPTUN_NA (empty when the link is up).
+start_mcptun() {
+	start_bg relay "$RELAY" -c "$T/relay.yaml"
+	RELAY_PID=$LAST_PID
+	MCPTUN_NA=""
+	wait_port "$1" 10 || MCPTUN_NA="the relay did not listen"
+	start_bg client "$CLIENT" -c "$T/client.yaml"
+	CLIENT_PID=$LAST_PID
+	[ -n "$MCPTUN_NA" ] ||
+	    wait_log "$T/relay.log" 'tunnel bench: link up' 15 ||
+	    MCPTUN_NA="the client did not link up"
+}
+
+MCPTUN_NA=""
+if part mcptun; then
+say "mcptun (relay + client)"
+PORT=$(free_port)
+relay_conf "$T/relay.yaml" "$PORT"
+client_head "$T/client.yaml" "$PORT"
+cat >>"$T/client.yaml" <<EOF
 servers:
   bench:
-    command: node
-    args: ["$MCPTUN_TOP/tests/bench/benchserver.mjs"]
+    command: $ECHO_UP
     max_sessions: 100000
 EOF
 MCPTUN_URL=https://localhost:$PORT/mcp/bench/bench
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-RELAY_PID=$LAST_PID
-MCPTUN_NA=""
-wait_port "$PORT" 10 || MCPTUN_NA="the relay did not listen"
-start_bg client "$CLIENT" -c "$T/client.yaml"
-CLIENT_PID=$LAST_PID
-[ -n "$MCPTUN_NA" ] || wait_log "$T/relay.log" 'tunnel bench: link up' 15 ||
-    MCPTUN_NA="the client did not link up"
+start_mcptun "$PORT"
 if [ -z "$MCPTUN_NA" ]; then
 	sleep 1
 	rss relay=$RELAY_PID client=$CLIENT_PID >"$R/mcptun_mem_idle.json"
@@ -295,7 +353,7 @@ if [ -z "$MCPTUN_NA" ]; then
 	gen mcptun_cjson_lat 120 "$MCPLOAD" --url "$MCPTUN_URL" --token "$AGENT_TOKEN" \
 	    --ca "$CERTS/ca.crt" --accept application/json --mode lat --calls "$CALLS" \
 	    --warmup 200 --seconds "$LAT_S"
-	hold_sessions mcptun relay=$RELAY_PID client=$CLIENT_PID -- \
+	hold_sessions mcptun "$CLIENT_PID" relay=$RELAY_PID client=$CLIENT_PID -- \
 	    --url "$MCPTUN_URL" --token "$AGENT_TOKEN" --ca "$CERTS/ca.crt"
 	wait_children "$CLIENT_PID"
 	sleep 1
@@ -313,34 +371,35 @@ else
 fi
 stop_bg client
 stop_bg relay
+fi
 
 # ---- 3. supergateway ---------------------------------------------------------
 
-# start_sg NAME PORT: supergateway --stateful on 127.0.0.1:PORT (loopback.cjs
-# keeps its app.listen(port) off the other interfaces); sets SG_PID.
+# start_sg NAME PORT [UPSTREAM-CMD] [nowait]: supergateway --stateful on
+# 127.0.0.1:PORT (loopback.cjs keeps its app.listen(port) off the other
+# interfaces) for UPSTREAM-CMD (default the bench upstream); sets SG_PID.
 start_sg() {
 	start_bg "$1" node --require "$MCPTUN_TOP/tests/bench/loopback.cjs" "$SG_JS" \
-	    --stdio "$BENCHSRV" --outputTransport streamableHttp --port "$2" \
+	    --stdio "${3:-$BENCHSRV}" --outputTransport streamableHttp --port "$2" \
 	    --stateful --logLevel none
 	SG_PID=$LAST_PID
-	wait_port "$2" 20
+	[ "${4:-}" = nowait ] || wait_port "$2" 20
 }
 
+SG_NA=""
+[ -f "$SG_JS" ] || SG_NA="supergateway is not in tests/node/node_modules"
+if part sg; then
 say "supergateway $SG_VER (stateful Streamable HTTP)"
 SG_PORT=$(free_port)
 SG_URL=http://127.0.0.1:$SG_PORT/mcp
-if [ ! -f "$SG_JS" ]; then
-	SG_NA="supergateway is not in tests/node/node_modules"
-elif start_sg sg "$SG_PORT"; then
-	SG_NA=""
-else
+if [ -z "$SG_NA" ] && ! start_sg sg "$SG_PORT"; then
 	SG_NA="supergateway did not listen: $(tail -n 2 "$T/sg.log" | tr '\n' ' ')"
 fi
 if [ -z "$SG_NA" ]; then
 	sleep 1
 	rss supergateway=$SG_PID >"$R/sg_mem_idle.json"
 	http_loads sg "$SG_URL"
-	hold_sessions sg supergateway=$SG_PID -- --url "$SG_URL"
+	hold_sessions sg "$SG_PID" supergateway=$SG_PID -- --url "$SG_URL"
 	wait_children "$SG_PID"
 	sleep 1
 	rss supergateway=$SG_PID >"$R/sg_mem_after.json"
@@ -348,20 +407,20 @@ if [ -z "$SG_NA" ]; then
 	t0=$(date +%s%N)
 	kill -KILL "-$SG_PID" 2>/dev/null || kill -KILL "$SG_PID"
 	wait "$SG_PID" 2>/dev/null
-	start_bg sg node --require "$MCPTUN_TOP/tests/bench/loopback.cjs" "$SG_JS" \
-	    --stdio "$BENCHSRV" --outputTransport streamableHttp --port "$SG_PORT" \
-	    --stateful --logLevel none
-	SG_PID=$LAST_PID
+	start_sg sg "$SG_PORT" "" nowait
 	restart_figure sg "$t0" "$SG_URL"
 	stop_bg sg
 else
 	say "  sg: n/a: $SG_NA"
 	for f in mem_idle mem_after; do na "$R/sg_$f.json" "$SG_NA"; done
 fi
+fi
 
 # ---- 4. supergateway through ssh -R, and the raw link figure -----------------
 
-say "supergateway through ssh -R"
+# sshd is set up when the sg+ssh or the Postgres section runs, and kept
+# until both are done.
+part sgssh || part pg || SSH_NA="not measured (BENCH_PARTS)"
 SSH_DIR=$T/ssh
 SSH_PORT=$(free_port)
 FWD_PORT=$(free_port)
@@ -369,8 +428,6 @@ RAW_PORT=$(free_port)
 RAWFWD_PORT=$(free_port)
 SG2_PORT=$(free_port)
 SGSSH_URL=http://127.0.0.1:$FWD_PORT/mcp
-start_bg rawsrv node "$MCPTUN_TOP/tests/bench/benchserver.mjs" --tcp "$RAW_PORT"
-wait_port "$RAW_PORT" 10 || true
 if [ -z "$SSH_NA" ] && [ -n "$SG_NA" ]; then SSH_NA=$SG_NA; fi
 if [ -z "$SSH_NA" ]; then
 	mkdir -p "$SSH_DIR" /run/sshd
@@ -403,6 +460,11 @@ if [ -z "$SSH_NA" ]; then
 	SSHD_PID=$LAST_PID
 	wait_port "$SSH_PORT" 10 || SSH_NA="sshd did not listen: $(tail -n 2 "$T/sshd.log" | tr '\n' ' ')"
 fi
+SSHD_NA=$SSH_NA
+if part sgssh; then
+say "supergateway through ssh -R"
+start_bg rawsrv "$MCPLOAD" --serve-raw "$RAW_PORT"
+wait_port "$RAW_PORT" 10 || true
 if [ -z "$SSH_NA" ]; then
 	start_sg sg2 "$SG2_PORT" || SSH_NA="the second supergateway did not listen"
 fi
@@ -422,7 +484,7 @@ if [ -z "$SSH_NA" ]; then
 	rss $MEMARGS >"$R/sgssh_mem_idle.json"
 	http_loads sgssh "$SGSSH_URL"
 	# shellcheck disable=SC2086
-	hold_sessions sgssh $MEMARGS -- --url "$SGSSH_URL"
+	hold_sessions sgssh "$SG_PID" $MEMARGS -- --url "$SGSSH_URL"
 	wait_children "$SG_PID"
 	sleep 1
 	# shellcheck disable=SC2086
@@ -433,7 +495,6 @@ if [ -z "$SSH_NA" ]; then
 	na "$R/sgssh_restart.json" "ssh -R does not reconnect by itself (autossh or a loop would)"
 	stop_bg sshR
 	stop_bg sg2
-	stop_bg sshd
 else
 	say "  sg+ssh: n/a: $SSH_NA"
 	for f in mem_idle mem_after restart; do na "$R/sgssh_$f.json" "$SSH_NA"; done
@@ -441,6 +502,131 @@ else
 	na "$R/raw_ssh.json" "$SSH_NA"
 fi
 stop_bg rawsrv
+fi
+
+# ---- 5. Postgres: rows per second for a large query ---------------------------
+
+# pg_gens COL TIMEOUT TARGET...: both generators' query figures for COL, the
+# answers checked to hold PG_ROWS rows.
+pg_gens() {
+	_pg_c=$1 _pg_to=$2
+	shift 2
+	gen "${_pg_c}_c_pg" "$_pg_to" "$MCPLOAD" "$@" --ca "$CERTS/ca.crt" \
+	    --mode query --sql "$PG_SQL" --rows "$PG_ROWS" --calls "$PG_RUNS"
+	gen "${_pg_c}_sdk_pg" "$_pg_to" env NODE_EXTRA_CA_CERTS="$CERTS/ca.crt" \
+	    node "$OUT/sdkload.mjs" "$@" --mode query --sql "$PG_SQL" \
+	    --rows "$PG_ROWS" --calls "$PG_RUNS"
+}
+
+PG_NA=""
+PG_SQL="SELECT id, name, qty, price, created_at FROM bench_rows ORDER BY id"
+if part pg; then
+say "postgres: $PG_ROWS rows, $PG_RUNS timed queries per figure"
+if [ ! -x "$PG_BIN/initdb" ]; then
+	PG_NA="no PostgreSQL server binaries (PG_BIN=$PG_BIN)"
+elif ! pg_start "$T/pg" "$(free_port)" >"$T/pg_start.log" 2>&1; then
+	PG_NA="PostgreSQL did not start: $(tail -n 2 "$T/pg_start.log" | tr '\n' ' ')"
+elif ! pg_psql "CREATE TABLE bench_rows (id integer PRIMARY KEY, name text NOT NULL, qty integer NOT NULL, price numeric(10,2) NOT NULL, created_at timestamptz NOT NULL)" \
+    "INSERT INTO bench_rows SELECT i, 'row-' || i, i % 1000, (i % 100000) / 100.0, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second' FROM generate_series(1, $PG_ROWS) AS i" \
+    "GRANT SELECT ON bench_rows TO $PG_USER" "ANALYZE bench_rows" >"$T/pg_seed.log" 2>&1; then
+	PG_NA="cannot seed bench_rows: $(tail -n 2 "$T/pg_seed.log" | tr '\n' ' ')"
+elif [ ! -f "$PG_MCP_JS" ]; then
+	PG_NA="@modelcontextprotocol/server-postgres is not in tests/node/node_modules"
+fi
+fi
+MCPTUN_NA0=$MCPTUN_NA
+if part pg && [ -z "$PG_NA" ]; then
+	# Every path logs in as the same password role over TCP.
+	PG_REF="node $PG_MCP_JS $PG_URL"
+	PG_VER=$(sed -n 's/^ *"version": "\(.*\)",$/\1/p' \
+	    "$(dirname "$PG_MCP_JS")/../package.json" | head -n 1)
+	say "  direct: server-postgres $PG_VER over stdio"
+	pg_gens direct 1800 --stdio "$PG_REF"
+
+	say "  mcptun: the built-in adapter"
+	PG_TPORT=$(free_port)
+	relay_conf "$T/relay.yaml" "$PG_TPORT" "  max_message: 256MiB
+  max_body: 256MiB
+  request_timeout: 300s"
+	client_head "$T/client.yaml" "$PG_TPORT"
+	cat >>"$T/client.yaml" <<EOF
+limits:
+  max_message: 256MiB
+  request_timeout: 300s
+servers:
+  pg:
+    type: postgres
+    dsn: "host=$PG_HOST port=$PG_PORT dbname=$PG_DB user=$PG_USER"
+    password: "$PG_PASSWORD"
+    max_rows: 100000000
+    max_bytes: 1GiB
+  pgoff:
+    type: postgres
+    dsn: "host=$PG_HOST port=$PG_PORT dbname=$PG_DB user=$PG_USER"
+    password: "$PG_PASSWORD"
+    max_rows: 100000000
+    max_bytes: 1GiB
+    offload:
+      threshold_tokens: 100000
+EOF
+	start_mcptun "$PG_TPORT"
+	if [ -z "$MCPTUN_NA" ]; then
+		pg_gens mcptun 1800 --url "https://localhost:$PG_TPORT/mcp/bench/pg" \
+		    --token "$AGENT_TOKEN"
+		say "  mcptun: offload on (the default 100,000 tokens)"
+		for g in c sdk; do
+			if [ $g = c ]; then
+				set -- "$MCPLOAD" --ca "$CERTS/ca.crt"
+			else
+				set -- env NODE_EXTRA_CA_CERTS="$CERTS/ca.crt" node "$OUT/sdkload.mjs"
+			fi
+			gen "mcptun_${g}_pgoff" 600 "$@" \
+			    --url "https://localhost:$PG_TPORT/mcp/bench/pgoff" \
+			    --token "$AGENT_TOKEN" --mode query --sql "$PG_SQL" \
+			    --rows 0 --calls "$PG_RUNS"
+		done
+	else
+		for f in c_pg sdk_pg c_pgoff sdk_pgoff; do na "$R/mcptun_$f.json" "$MCPTUN_NA"; done
+	fi
+	stop_bg client
+	stop_bg relay
+
+	if [ -z "$SG_NA" ]; then
+		say "  sg: server-postgres behind supergateway"
+		PG_SGPORT=$(free_port)
+		if start_sg sgpg "$PG_SGPORT" "$PG_REF"; then
+			pg_gens sg 1800 --url "http://127.0.0.1:$PG_SGPORT/mcp"
+		else
+			for f in c_pg sdk_pg; do na "$R/sg_$f.json" "supergateway did not listen"; done
+		fi
+		stop_bg sgpg
+	fi
+	if [ -z "$SSHD_NA" ]; then
+		say "  sg+ssh: the same through ssh -R"
+		PG_SG2PORT=$(free_port)
+		PG_FWDPORT=$(free_port)
+		_pgs_na=""
+		start_sg sgpg2 "$PG_SG2PORT" "$PG_REF" || _pgs_na="supergateway did not listen"
+		if [ -z "$_pgs_na" ]; then
+			start_bg sshRpg ssh -N -T -o StrictHostKeyChecking=no \
+			    -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
+			    -o ExitOnForwardFailure=yes -o LogLevel=ERROR \
+			    -i "$SSH_DIR/user_key" -p "$SSH_PORT" \
+			    -R "127.0.0.1:$PG_FWDPORT:127.0.0.1:$PG_SG2PORT" root@127.0.0.1
+			wait_port "$PG_FWDPORT" 15 || _pgs_na="ssh -R did not forward"
+		fi
+		if [ -z "$_pgs_na" ]; then
+			pg_gens sgssh 1800 --url "http://127.0.0.1:$PG_FWDPORT/mcp"
+		else
+			for f in c_pg sdk_pg; do na "$R/sgssh_$f.json" "$_pgs_na"; done
+		fi
+		stop_bg sshRpg
+		stop_bg sgpg2
+	fi
+	pg_stop
+fi
+MCPTUN_NA=$MCPTUN_NA0
+[ -n "${SSHD_PID:-}" ] && stop_bg sshd
 
 # ---- the table ----------------------------------------------------------------
 
@@ -454,6 +640,8 @@ python3 "$MCPTUN_TOP/tests/bench/table.py" --res "$R" --out "$OUT/results.json" 
     --sg-version "$SG_VER" --seconds "$(( $(date +%s) - START_S ))" \
     ${MCPTUN_NA:+--na-mcptun "$MCPTUN_NA"} ${SG_NA:+--na-sg "$SG_NA"} \
     ${SSH_NA:+--na-sgssh "$SSH_NA"} \
+    --pg-rows "$PG_ROWS" --pg-runs "$PG_RUNS" ${PG_NA:+--na-pg "$PG_NA"} \
+    --pg-ref "server-postgres ${PG_VER:-?}" \
     ${README_ARG:+--readme "$README_ARG"} ||
     { echo "bench: table.py failed" >&2; exit 1; }
 exit 0

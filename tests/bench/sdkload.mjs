@@ -12,6 +12,12 @@
 //   hol   --calls N --bytes B --seconds T   N echo calls idle, then echo
 //                                     calls for T s while another session
 //                                     pulls B-byte blobs
+//   query --sql SQL --rows R --calls N     one warm-up, then N sequential
+//                                     calls of the "query" tool (a Postgres
+//                                     MCP server); each answer must hold R
+//                                     rows (structuredContent.rows, else the
+//                                     text parsed as a JSON array), or be a
+//                                     resource_link with --rows 0 (offload)
 //
 // Prints one JSON object on stdout (times in ms); exit 1 if it could not run.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -19,7 +25,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 
 const o = { calls: 2000, warmup: 200, sessions: 50, seconds: 5,
-	bytes: 4 << 20, mode: null, url: null, token: null, stdio: null };
+	bytes: 4 << 20, mode: null, url: null, token: null, stdio: null,
+	sql: null, rows: 0 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
 	const k = argv[i].replace(/^--/, ""), v = argv[++i];
@@ -35,7 +42,10 @@ async function open() {
 	let t;
 	if (o.stdio) {
 		const [command, ...args] = o.stdio.split(" ");
-		t = new StdioClientTransport({ command, args, stderr: "ignore" });
+		// The SDK refuses stdio messages over 10 MiB by default; a large
+		// query answer (tests/bench/run.sh's Postgres rows) is more.
+		t = new StdioClientTransport({ command, args, stderr: "ignore",
+			maxBufferSize: 1 << 30 });
 	} else {
 		const headers = o.token ? { Authorization: `Bearer ${o.token}` } : {};
 		t = new StreamableHTTPClientTransport(new URL(o.url), { requestInit: { headers } });
@@ -164,9 +174,45 @@ async function hol() {
 	return { idle, busy, bulk_calls: bulkCalls, bytes: o.bytes };
 }
 
-const modes = { lat, rate, bulk, hol };
+// One query call: its rows (checked against --rows) and answer size.
+async function queryOnce(s) {
+	// 120 s per call is too short for the SDK's own stdio reader on a
+	// 30 MB answer on a loaded machine; the run's timeout bounds it.
+	const r = await s.c.callTool({ name: "query", arguments: { sql: o.sql } },
+		undefined, { timeout: 1800000 });
+	if (r.isError)
+		throw new Error(`query failed: ${JSON.stringify(r.content).slice(0, 200)}`);
+	const c = r.content?.[0] || {};
+	if ((r.content || []).some((x) => x.type === "resource_link")) {
+		if (o.rows !== 0)
+			throw new Error(`a resource_link, not ${o.rows} rows`);
+		return { kind: "resource_link", rows: 0, chars: 0 };
+	}
+	const rows = r.structuredContent?.rows ?? JSON.parse(c.text);
+	if (!Array.isArray(rows) || rows.length !== o.rows)
+		throw new Error(`${Array.isArray(rows) ? rows.length : "no"} rows, not ${o.rows}`);
+	return { kind: r.structuredContent ? "structured" : "text", rows: rows.length,
+		chars: (c.text || "").length };
+}
+
+async function query() {
+	const s = await open();
+	const first = await queryOnce(s);
+	const v = [];
+	for (let i = 0; i < o.calls; i++) {
+		const t = now();
+		await queryOnce(s);
+		v.push(now() - t);
+	}
+	await close(s);
+	const st = stats(v.slice(), 0);
+	return { ...first, runs: v.map((x) => Math.round(x * 10) / 10), ms: st,
+		rows_per_s: o.rows ? Math.round(o.rows / (st.p50 / 1e3)) : null };
+}
+
+const modes = { lat, rate, bulk, hol, query };
 if (!modes[o.mode] || (!o.url && !o.stdio)) {
-	console.error("sdkload: give --url or --stdio and --mode lat|rate|bulk|hol");
+	console.error("sdkload: give --url or --stdio and --mode lat|rate|bulk|hol|query");
 	process.exit(1);
 }
 try {

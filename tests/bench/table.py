@@ -51,6 +51,10 @@ def main():
     ap.add_argument("--readme")
     ap.add_argument("--load", default="",
                     help="the load average while it ran (other jobs skew figures)")
+    ap.add_argument("--pg-rows", type=int, default=0)
+    ap.add_argument("--pg-runs", type=int, default=0)
+    ap.add_argument("--pg-ref", default="server-postgres")
+    ap.add_argument("--na-pg")
     for c, _ in COLS:
         ap.add_argument("--na-" + c)
     a = ap.parse_args()
@@ -73,11 +77,12 @@ def main():
 
     def mem(col, when):
         v = get("%s_mem_%s" % (col, when))
-        if col == "mcptun" and when == "sessions":
-            s = get("mcptun_sessions")
-            if s.get("opened") != s.get("sessions"):
-                notes.append("mcptun: %s of %s sessions opened" %
-                             (s.get("opened"), s.get("sessions")))
+        if when == "sessions":
+            s = get("%s_sessions" % col)
+            notes.append("%s: %s of %s sessions opened (in %.0f s), %s upstream "
+                         "processes running while the RSS was taken" %
+                         (col, s.get("opened"), s.get("sessions"),
+                          s.get("open_s") or 0, s.get("upstreams", "?")))
         return v
 
     def mem_total(when):
@@ -134,7 +139,21 @@ def main():
             return get("raw_ssh", "mb_per_s")
         raise NA("-")
 
+    def pg_rate(gen):
+        return lambda col: get("%s_%s_pg" % (col, gen), "rows_per_s")
+
+    def pg_mb(col):
+        return get("%s_c_pg" % col, "answer_bytes") / 1e6
+
+    def pg_off(gen):
+        def f(col):
+            if col != "mcptun":
+                raise NA("-")
+            return get("mcptun_%s_pgoff" % gen, "ms", "p50")
+        return f
+
     ns = a.sessions
+    pr = "{:,}".format(a.pg_rows)
     rows = [
         ("small call p50 ms [SDK]", lat("sdk", "p50"), "<= sg/3; aim <= 1.5x direct"),
         ("small call p90 ms [SDK]", lat("sdk", "p90"), ""),
@@ -162,7 +181,13 @@ def main():
         ("  split", mem_split("after"), ""),
         ("restart (SIGKILL) -> first call ms", restart, ""),
         ("link MB/s, 4 MiB messages [C]", link, ">= ssh -R"),
+        ("Postgres rows/s, %s-row SELECT [SDK]" % pr, pg_rate("sdk"), "pg"),
+        ("Postgres rows/s, %s-row SELECT [C]" % pr, pg_rate("c"), "pg"),
+        ("  answer MB (one JSON-RPC message)", pg_mb, "pg"),
+        ("  mcptun, offload on: ms to resource_link [SDK]", pg_off("sdk"), "pg"),
+        ("  mcptun, offload on: ms to resource_link [C]", pg_off("c"), "pg"),
     ]
+    PG_ROW = "pg"
 
     def fmt(v):
         if isinstance(v, str):
@@ -186,12 +211,15 @@ def main():
     header = ["figure"] + [t for _, t in COLS] + [t for _, t in RATIOS] + ["target (issue 7)"]
     cells = []
     for label, fn, target in rows:
+        pg_row = target == PG_ROW
+        if pg_row:
+            target = ""
         vals = {}
         row = [label]
         for c, _ in COLS:
-            forced = getattr(a, "na_" + c)
+            forced = a.na_pg if pg_row else getattr(a, "na_" + c)
             try:
-                if forced and c != "direct":
+                if forced and (pg_row or c != "direct"):
                     raise NA(forced)
                 v = fn(c)
                 vals[c] = v
@@ -237,13 +265,26 @@ def main():
               "supergateway %s --stateful (one stdio child per session, like mcptun); "
               "RSS = the proxy processes only (mcptun: relay+client; sg+ssh: "
               "supergateway+sshd+ssh), never the upstream servers; %d sessions held "
-              "open, each with its own Node upstream (1,000 would take ~40 GiB here)."
+              "open, each with its own upstream process (tests/tools/echo_upstream, "
+              "the upstream of every column)."
               % (a.sg_version, ns),
               "JSON-only rows: mcpload sending Accept: application/json alone, so the "
               "relay answers JSON rather than SSE (SSE answers end with connection: close).",
               "link row: direct = raw TCP on loopback, sg+ssh = the same raw bytes "
               "through ssh -R, mcptun = full MCP path (relay, WSS link, client, stdio) "
-              "with 4 MiB results."]
+              "with 4 MiB results.",
+              "Postgres rows: SELECT of %s rows x 5 columns (int, text, int, numeric, "
+              "timestamptz) from a real PostgreSQL; rows/s = rows / median of %d timed "
+              "queries after one warm-up, every answer checked to hold every row. "
+              "direct, supergateway and sg+ssh reach the reference %s (stdio; its answer "
+              "is the rows as indented JSON text); mcptun reaches its built-in adapter "
+              "(client/up_postgres.c; a text table plus structuredContent rows), with "
+              "offload off, max_rows/max_bytes/limits.max_message raised to carry the "
+              "whole answer (defaults 1,000 rows, 1 MiB, 16 MiB). The SDK's stdio client "
+              "refuses messages over 10 MiB by default: the direct [SDK] figure raises "
+              "its maxBufferSize. Offload-on rows: the default threshold (100,000 "
+              "tokens); the rows stay in the client's spool and the agent gets a "
+              "resource_link." % (pr, a.pg_runs, a.pg_ref)]
     for why, k in sorted(na_reasons.items(), key=lambda x: x[1]):
         lines.append("n/a[%d]: %s" % (k, why))
     for n in sorted(set(notes)):
@@ -261,6 +302,8 @@ def main():
            "machine": {"nproc": a.nproc, "model": a.model, "memory": meminfo,
                        "load": a.load},
            "settings": {"calls": a.calls, "sessions": ns, "blob_bytes": 4194304,
+                        "pg_rows": a.pg_rows, "pg_runs": a.pg_runs,
+                        "pg_reference": a.pg_ref,
                         "supergateway": a.sg_version, "seconds": a.seconds},
            "columns": {c: t for c, t in COLS},
            "rows": out_rows,
