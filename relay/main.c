@@ -368,16 +368,17 @@ create_vhosts(struct lws_context_creation_info *info)
 	info->options = listen_options(c->tunnel_listen_host);
 	if (c->tls.client_ca != NULL) {
 		/*
-		 * lws' mbedTLS wrapper maps the OpenSSL verify modes on its
-		 * own: REQUIRE_VALID_OPENSSL_CLIENT_CERT alone becomes
-		 * SSL_VERIFY_FAIL_IF_NO_PEER_CERT, which it turns into
-		 * MBEDTLS_SSL_VERIFY_OPTIONAL (a peer without a certificate,
-		 * or with one from another CA, gets through).  With
-		 * PEER_CERT_NOT_REQUIRED added it sets SSL_VERIFY_PEER, which
-		 * it maps to MBEDTLS_SSL_VERIFY_REQUIRED: the handshake fails
-		 * without a certificate that chains to client_ca.
-		 * tests/integration/mtls.sh checks both refusals at the TLS
-		 * level, and tunnel.c checks the verified certificate again.
+		 * lws' mbedTLS wrapper maps OpenSSL verify modes on its own,
+		 * in two places.  REQUIRE_VALID_OPENSSL_CLIENT_CERT alone
+		 * sets SSL_VERIFY_FAIL_IF_NO_PEER_CERT, which a handshake
+		 * whose SNI selected the vhost gets as
+		 * MBEDTLS_SSL_VERIFY_REQUIRED but one without SNI (a client
+		 * that dials an IP address) as VERIFY_OPTIONAL: no
+		 * certificate, or one from another CA, gets through.  With
+		 * PEER_CERT_NOT_REQUIRED added the mode is SSL_VERIFY_PEER,
+		 * which both places map to VERIFY_REQUIRED.
+		 * tests/integration/mtls.sh checks both with and without SNI,
+		 * and tunnel.c checks the verified certificate again.
 		 */
 		info->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
 		    LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
