@@ -10,6 +10,8 @@
  */
 #include <libwebsockets.h>
 
+#include <mbedtls/x509_crt.h>
+
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +132,39 @@ load_conf(const char *path, const char *listen, const char *tlisten)
 	daemon_log_lines(err);
 	relay_conf_unref(c);
 	return NULL;
+}
+
+/*
+ * tls.client_ca must hold exactly one CA certificate: lws hands only the
+ * first certificate of the file to mbedTLS, so the others of a bundle
+ * would be ignored without a word.  0, or -1 with the reason logged.
+ */
+static int
+client_ca_check(const struct relay_conf *c)
+{
+	mbedtls_x509_crt crt;
+	const mbedtls_x509_crt *p;
+	int n = 0, r;
+
+	if (c->tls.client_ca == NULL)
+		return 0;
+	mbedtls_x509_crt_init(&crt);
+	r = mbedtls_x509_crt_parse_file(&crt, c->tls.client_ca);
+	for (p = &crt; r == 0 && p != NULL && p->raw.len > 0; p = p->next)
+		n++;
+	mbedtls_x509_crt_free(&crt);
+	if (r != 0 || n == 0) {
+		log_errorx("%s: tls.client_ca %s: cannot read a PEM "
+		    "certificate from it", c->path, c->tls.client_ca);
+		return -1;
+	}
+	if (n > 1) {
+		log_errorx("%s: tls.client_ca %s holds %d certificates; give "
+		    "exactly one CA (the TLS library would use only the "
+		    "first)", c->path, c->tls.client_ca, n);
+		return -1;
+	}
+	return 0;
 }
 
 /* 1 if a and b are both NULL or equal strings. */
@@ -451,6 +486,10 @@ main(int argc, char **argv)
 	log_init("relay", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	if ((cur_conf = load_conf(conf_path, listen, tlisten)) == NULL)
 		return 1;
+	if (client_ca_check(cur_conf) != 0) {
+		relay_conf_unref(cur_conf);
+		return 1;
+	}
 	if (check) {
 		printf("%s: configuration OK (%zu tunnel(s), %zu agent(s))\n",
 		    conf_path, cur_conf->ntunnels, cur_conf->nagents);

@@ -113,6 +113,12 @@ expect_eq "tls.client_ca without tunnel_listen is refused" 1 "$rc"
 expect_match "and the refusal says why" \
     '"client_ca" needs "tunnel_listen"' "$out"
 
+cat "$CERTS/other-ca.crt" "$CERTS/ca.crt" >"$T/bundle.crt"
+sed "s|client_ca: .*|client_ca: $T/bundle.crt|" "$T/relay.yaml" >"$T/relay-bundle.yaml"
+out=$("$RELAY" -n -c "$T/relay-bundle.yaml" 2>&1); rc=$?
+expect_eq "a client_ca bundle is refused (lws would use its first CA only)" 1 "$rc"
+expect_match "and the refusal says why" 'holds 2 certificates; give exactly one CA' "$out"
+
 # --- relay up: two ports ------------------------------------------------------
 start_bg relay "$RELAY" -c "$T/relay.yaml"
 RELAY_PID=$LAST_PID
