@@ -764,12 +764,24 @@ tunnel_set_listener(struct lws_vhost *vh, int require_cert)
 	link_need_cert = require_cert;
 }
 
+/* 1 if the n bytes at p are printable ASCII (a CN we match and log). */
+static int
+cn_printable(const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
 /*
  * The common name of the peer's certificate, if the TLS layer verified it
  * against tls.client_ca: 0 and cn set ("" if the subject has no single
- * CN), or -1 if there is no verified certificate.  lws' own CN lookup
- * with mbedTLS joins every subject attribute, so the CN is read from the
- * DER here.
+ * printable CN that fits), or -1 if there is no verified certificate.
+ * lws' own CN lookup with mbedTLS joins every subject attribute, so the
+ * CN is read from the DER here.
  */
 static int
 link_peer_cn(struct lws *wsi, char *cn, size_t cnlen)
@@ -797,7 +809,7 @@ link_peer_cn(struct lws *wsi, char *cn, size_t cnlen)
 			continue;
 		/* Two CNs are ambiguous: match neither. */
 		if (found++ || nm->val.len >= cnlen ||
-		    memchr(nm->val.p, '\0', nm->val.len) != NULL) {
+		    !cn_printable(nm->val.p, nm->val.len)) {
 			cn[0] = '\0';
 			break;
 		}
