@@ -639,8 +639,9 @@ link_check_pin(struct lws *wsi)
  * Logs why a connection attempt failed.  A relay that refuses our client
  * certificate makes the TLS handshake fail or, with TLS 1.3, where the
  * client finishes first, closes the connection before any HTTP answer,
- * as it does for a wrong tunnel token; lws reports these as a bare
- * "mbedtls connect" or read failure, so say what to check.
+ * as it does for a wrong tunnel token or while it shuts down; lws reports
+ * all of these as a bare "mbedtls connect" or read failure.  The relay
+ * logs the last two but cannot log a refused certificate, so name it.
  */
 static void
 link_log_connect_error(const char *in)
@@ -658,15 +659,17 @@ link_log_connect_error(const char *in)
 		return;
 	}
 	if (c->relay.client_cert == NULL)
-		log_warnx("cannot connect to %s: %s (%s): the relay may "
-		    "require a client certificate (set relay.client_cert and "
-		    "relay.client_key), or the tunnel token is wrong (the "
-		    "relay logs a wrong token)", L.url, what, why);
+		log_warnx("cannot connect to %s: %s (%s); if the relay "
+		    "requires client certificates (tls.client_ca), set "
+		    "relay.client_cert and relay.client_key; a wrong token "
+		    "or a relay shutting down shows in the relay's log",
+		    L.url, what, why);
 	else
-		log_warnx("cannot connect to %s: %s (%s): the relay may not "
-		    "accept the client certificate %s (not issued by its "
-		    "tls.client_ca, or expired?), or the tunnel token is "
-		    "wrong (the relay logs a wrong token)", L.url, what, why,
+		log_warnx("cannot connect to %s: %s (%s); if the relay "
+		    "requires client certificates, it did not accept %s "
+		    "(issued by another CA than its tls.client_ca, or "
+		    "expired?); a wrong token or a relay shutting down shows "
+		    "in the relay's log", L.url, what, why,
 		    c->relay.client_cert);
 }
 
