@@ -49,6 +49,7 @@ struct link {
 	size_t			 txcap;
 	uint64_t		 last_rx_ms;
 	uint64_t		 attempts;
+	int			 tls_up;	/* this attempt got past TLS */
 	int			 stopping;
 	char			*url;		/* copy for logs */
 	lws_sorted_usec_list_t	 sul_connect;
@@ -475,6 +476,7 @@ link_connect(lws_sorted_usec_list_t *sul)
 	i.ssl_connection = strcmp(proto, "wss") == 0 ? LCCSCF_USE_SSL : 0;
 	i.pwsi = &L.connecting;
 	L.attempts++;
+	L.tls_up = 0;
 	log_debug("connecting to %s (attempt %llu)", c->relay.url,
 	    (unsigned long long)L.attempts);
 	if (lws_client_connect_via_info(&i) == NULL) {
@@ -633,6 +635,44 @@ link_check_pin(struct lws *wsi)
 	return rc;
 }
 
+/*
+ * Logs why a connection attempt failed.  A relay that refuses our client
+ * certificate makes the TLS handshake fail or, with TLS 1.3, where the
+ * client finishes first, closes the connection before any HTTP answer,
+ * as it does for a wrong tunnel token or while it shuts down; lws reports
+ * all of these as a bare "mbedtls connect" or read failure.  The relay
+ * logs the last two but cannot log a refused certificate, so name it.
+ */
+static void
+link_log_connect_error(const char *in)
+{
+	const struct client_conf *c = client_conf_current();
+	const char *why = in != NULL ? in : "connection failed", *what;
+
+	if (L.tls_up && (strcmp(why, "read failed") == 0 ||
+	    strcmp(why, "Closed before conn") == 0))
+		what = "the relay closed the connection";
+	else if (strncmp(why, "mbedtls connect", 15) == 0)
+		what = "the TLS handshake failed";
+	else {
+		log_warnx("cannot connect to %s: %s", L.url, why);
+		return;
+	}
+	if (c->relay.client_cert == NULL)
+		log_warnx("cannot connect to %s: %s (%s); if the relay "
+		    "requires client certificates (tls.client_ca), set "
+		    "relay.client_cert and relay.client_key; a wrong token "
+		    "or a relay shutting down shows in the relay's log",
+		    L.url, what, why);
+	else
+		log_warnx("cannot connect to %s: %s (%s); if the relay "
+		    "requires client certificates, it did not accept %s "
+		    "(issued by another CA than its tls.client_ca, or "
+		    "expired?); a wrong token or a relay shutting down shows "
+		    "in the relay's log", L.url, what, why,
+		    c->relay.client_cert);
+}
+
 static int
 link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
@@ -647,6 +687,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		c = client_conf_current();
 		if (lws_is_ssl(wsi) && link_check_pin(wsi) != 0)
 			return -1;
+		L.tls_up = lws_is_ssl(wsi);
 		p = (unsigned char **)in;
 		end = (*p) + len;
 		snprintf(hdr, sizeof(hdr), "Bearer %s", c->relay.token);
@@ -660,8 +701,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		L.connecting = NULL;
-		log_warnx("cannot connect to %s: %s", L.url,
-		    in ? (const char *)in : "connection failed");
+		link_log_connect_error(in);
 		if (L.wsi == NULL)
 			link_schedule_connect(0);
 		return 0;

@@ -1,12 +1,16 @@
 /*
  * mcptun-relay: the cloud side of mcptun.  Accepts tunnel links from
  * mcptun-client on /tunnel and serves each private MCP server to agents as
- * an MCP Streamable HTTP endpoint, all on one TLS port.
+ * an MCP Streamable HTTP endpoint, all on one TLS port, or with
+ * tunnel_listen on two: agents on listen, tunnel links (optionally with
+ * client certificates, tls.client_ca) on tunnel_listen.
  *
  * This file: command line, configuration (load, check, reload on SIGHUP),
- * the lws context and the event loop, and orderly shutdown.
+ * the lws context and its vhosts, the event loop, and orderly shutdown.
  */
 #include <libwebsockets.h>
+
+#include <mbedtls/x509_crt.h>
 
 #include <getopt.h>
 #include <stdio.h>
@@ -46,6 +50,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: mcptun-relay [-nv] [-c FILE] [--listen HOST:PORT]\n"
+"                    [--tunnel-listen HOST:PORT]\n"
 "       mcptun-relay hash-token [TOKEN]\n"
 "\n"
 "The cloud side of mcptun: accepts tunnel links from mcptun-client on\n"
@@ -56,6 +61,8 @@ usage(FILE *f)
 "  -n, --check         check the configuration and exit (0 = valid)\n"
 "  -v, --verbose       debug logging\n"
 "      --listen H:P    override the listen address\n"
+"      --tunnel-listen H:P\n"
+"                      override the tunnel_listen address (tunnel links)\n"
 "  -h, --help          this text\n"
 "  -V, --version       print the version\n"
 "\n"
@@ -103,7 +110,7 @@ cmd_hash_token(int argc, char **argv)
 
 /* Loads, overrides and checks a config; prints errors; NULL on failure. */
 static struct relay_conf *
-load_conf(const char *path, const char *listen)
+load_conf(const char *path, const char *listen, const char *tlisten)
 {
 	struct relay_conf *c = NULL;
 	char err[4096];
@@ -114,6 +121,9 @@ load_conf(const char *path, const char *listen)
 	if (listen != NULL &&
 	    relay_conf_set(c, "listen", listen, err, sizeof(err)) != 0)
 		goto fail;
+	if (tlisten != NULL && relay_conf_set(c, "tunnel_listen", tlisten, err,
+	    sizeof(err)) != 0)
+		goto fail;
 	if (relay_conf_check(c, err, sizeof(err)) != 0)
 		goto fail;
 	return c;
@@ -122,6 +132,48 @@ load_conf(const char *path, const char *listen)
 	daemon_log_lines(err);
 	relay_conf_unref(c);
 	return NULL;
+}
+
+/*
+ * tls.client_ca must hold exactly one CA certificate: lws hands only the
+ * first certificate of the file to mbedTLS, so the others of a bundle
+ * would be ignored without a word.  0, or -1 with the reason logged.
+ */
+static int
+client_ca_check(const struct relay_conf *c)
+{
+	mbedtls_x509_crt crt;
+	const mbedtls_x509_crt *p;
+	int n = 0, r;
+
+	if (c->tls.client_ca == NULL)
+		return 0;
+	mbedtls_x509_crt_init(&crt);
+	r = mbedtls_x509_crt_parse_file(&crt, c->tls.client_ca);
+	for (p = &crt; r == 0 && p != NULL && p->raw.len > 0; p = p->next)
+		n++;
+	mbedtls_x509_crt_free(&crt);
+	if (r != 0 || n == 0) {
+		log_errorx("%s: tls.client_ca %s: cannot read a PEM "
+		    "certificate from it", c->path, c->tls.client_ca);
+		return -1;
+	}
+	if (n > 1) {
+		log_errorx("%s: tls.client_ca %s holds %d certificates; give "
+		    "exactly one CA (the TLS library would use only the "
+		    "first)", c->path, c->tls.client_ca, n);
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 if a and b are both NULL or equal strings. */
+static int
+str_same(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
 }
 
 /* Appends name to a ", "-separated list in *list (NULL = empty). */
@@ -179,7 +231,7 @@ reload(void)
 	char *a_chg = NULL;
 	size_t i, ended;
 
-	if ((c = load_conf(conf_path, NULL)) == NULL) {
+	if ((c = load_conf(conf_path, NULL, NULL)) == NULL) {
 		log_warnx("reload (SIGHUP) of %s failed; keeping the running "
 		    "configuration", conf_path);
 		return;
@@ -188,6 +240,12 @@ reload(void)
 	    c->listen_port != cur_conf->listen_port)
 		log_warnx("reload: a new listen address takes a restart; "
 		    "still listening on %s", cur_conf->listen);
+	if (!str_same(c->tunnel_listen, cur_conf->tunnel_listen) ||
+	    !str_same(c->tls.client_ca, cur_conf->tls.client_ca))
+		log_warnx("reload: a new tunnel_listen or tls.client_ca takes "
+		    "a restart; tunnel links still go to %s", cur_conf->
+		    tunnel_listen != NULL ? cur_conf->tunnel_listen :
+		    cur_conf->listen);
 	for (i = 0; i < c->ntunnels; i++)
 		if (relay_conf_tunnel(cur_conf, c->tunnels[i].name) == NULL)
 			name_list_add(&t_add, c->tunnels[i].name);
@@ -255,6 +313,122 @@ tunnel_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return tunnel_callback(wsi, (int)reason, user, in, len);
 }
 
+/*
+ * Protocol 0 of the tunnel listener: it serves no HTTP and no WebSocket
+ * but mcptun.1 (whose upgrade lws hands to tunnel_cb).
+ */
+static int
+tunnel_port_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
+    void *user, void *in, size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND,
+		    "this port serves only tunnel links (wss /tunnel)"))
+			return -1;
+		return lws_http_transaction_completed(wsi);
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A WebSocket without the mcptun.1 subprotocol. */
+		return -1;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/*
+ * A listener's options: lws serves TLS on a vhost only with
+ * DO_SSL_GLOBAL_INIT in its own options (it ignores the certificate
+ * otherwise); no IPv6 socket for an IPv4 address.
+ */
+static uint64_t
+listen_options(const char *host)
+{
+	uint64_t o = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+
+	if (strchr(host, ':') == NULL)
+		o |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	return o;
+}
+
+/*
+ * Creates the vhosts: "mcptun-relay" on listen for agents (and for tunnel
+ * links when there is no tunnel_listen), and with tunnel_listen,
+ * "mcptun-tunnel" for tunnel links only, which with tls.client_ca
+ * requires a client certificate issued by it.  0 or -1 (logged).
+ */
+static int
+create_vhosts(struct lws_context_creation_info *info)
+{
+	static struct lws_protocols agent_p[4], tunnel_p[3];
+	const struct relay_conf *c = cur_conf;
+	struct lws_vhost *vh;
+
+	agent_p[0].name = "http";
+	agent_p[0].callback = http_cb;
+	agent_p[0].per_session_data_size = http_user_size();
+	/*
+	 * mcptun.1 stays on the agent port even when links have their own:
+	 * tunnel_cb then refuses them there with a line saying where to go.
+	 */
+	agent_p[1].name = "mcptun.1";
+	agent_p[1].callback = tunnel_cb;
+	agent_p[1].per_session_data_size = tunnel_user_size();
+	agent_p[1].rx_buffer_size = 128 * 1024;
+	agent_p[2].name = "mcptun-ctl";
+	agent_p[2].callback = ctl_callback;
+
+	info->port = c->listen_port;
+	info->iface = c->listen_host;
+	info->protocols = agent_p;
+	info->vhost_name = "mcptun-relay";
+	info->options = listen_options(c->listen_host);
+	if ((vh = lws_create_vhost(ctx, info)) == NULL) {
+		log_errorx("cannot listen on %s (address in use, bad "
+		    "certificate or key?)", c->listen);
+		return -1;
+	}
+	if (c->tunnel_listen == NULL) {
+		tunnel_set_listener(NULL, 0);
+		return 0;
+	}
+
+	tunnel_p[0].name = "http";
+	tunnel_p[0].callback = tunnel_port_http_cb;
+	tunnel_p[1] = agent_p[1];
+	info->port = c->tunnel_listen_port;
+	info->iface = c->tunnel_listen_host;
+	info->protocols = tunnel_p;
+	info->vhost_name = "mcptun-tunnel";
+	info->options = listen_options(c->tunnel_listen_host);
+	if (c->tls.client_ca != NULL) {
+		/*
+		 * lws' mbedTLS wrapper maps OpenSSL verify modes on its own,
+		 * in two places.  REQUIRE_VALID_OPENSSL_CLIENT_CERT alone
+		 * sets SSL_VERIFY_FAIL_IF_NO_PEER_CERT, which a handshake
+		 * whose SNI selected the vhost gets as
+		 * MBEDTLS_SSL_VERIFY_REQUIRED but one without SNI (a client
+		 * that dials an IP address) as VERIFY_OPTIONAL: no
+		 * certificate, or one from another CA, gets through.  With
+		 * PEER_CERT_NOT_REQUIRED added the mode is SSL_VERIFY_PEER,
+		 * which both places map to VERIFY_REQUIRED.
+		 * tests/integration/mtls.sh checks both with and without SNI,
+		 * and tunnel.c checks the verified certificate again.
+		 */
+		info->options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+		    LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
+		info->ssl_ca_filepath = c->tls.client_ca;
+	}
+	if ((vh = lws_create_vhost(ctx, info)) == NULL) {
+		log_errorx("cannot listen on %s for tunnel links (address in "
+		    "use, bad certificate, key or tls.client_ca?)",
+		    c->tunnel_listen);
+		return -1;
+	}
+	tunnel_set_listener(vh, c->tls.client_ca != NULL);
+	return 0;
+}
+
 
 int
 main(int argc, char **argv)
@@ -264,13 +438,13 @@ main(int argc, char **argv)
 		{ "check",	no_argument,		NULL, 'n' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "listen",	required_argument,	NULL, 'L' },
+		{ "tunnel-listen", required_argument,	NULL, 'T' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct lws_protocols protocols[4];
 	struct lws_context_creation_info info;
-	const char *listen = NULL;
+	const char *listen = NULL, *tlisten = NULL;
 	int check = 0, verbose = 0, ch;
 
 	if (argc > 1 && strcmp(argv[1], "hash-token") == 0)
@@ -290,6 +464,9 @@ main(int argc, char **argv)
 		case 'L':
 			listen = optarg;
 			break;
+		case 'T':
+			tlisten = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -307,16 +484,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init("relay", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
-	if ((cur_conf = load_conf(conf_path, listen)) == NULL)
+	if ((cur_conf = load_conf(conf_path, listen, tlisten)) == NULL)
 		return 1;
-	if (cur_conf->tls.client_ca != NULL) {
-		/*
-		 * lws' mbedTLS glue can only require client certificates of
-		 * every TLS peer, agents included; mTLS for tunnel links
-		 * needs a listener of its own, which is not built yet.
-		 */
-		log_errorx("%s: tls.client_ca (mTLS for tunnel links) is not "
-		    "supported yet; remove it", conf_path);
+	if (client_ca_check(cur_conf) != 0) {
 		relay_conf_unref(cur_conf);
 		return 1;
 	}
@@ -333,25 +503,10 @@ main(int argc, char **argv)
 
 	daemon_lws_logging(verbose);
 
-	memset(protocols, 0, sizeof(protocols));
-	protocols[0].name = "http";
-	protocols[0].callback = http_cb;
-	protocols[0].per_session_data_size = http_user_size();
-	protocols[1].name = "mcptun.1";
-	protocols[1].callback = tunnel_cb;
-	protocols[1].per_session_data_size = tunnel_user_size();
-	protocols[1].rx_buffer_size = 128 * 1024;
-	protocols[2].name = "mcptun-ctl";
-	protocols[2].callback = ctl_callback;
-
 	memset(&info, 0, sizeof(info));
-	info.port = cur_conf->listen_port;
-	info.iface = cur_conf->listen_host;
-	info.protocols = protocols;
-	info.vhost_name = "mcptun-relay";
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	if (strchr(cur_conf->listen_host, ':') == NULL)
-		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	/* The context only; create_vhosts() makes the listeners. */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+	    LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	if (!cur_conf->insecure_plaintext) {
 		info.ssl_cert_filepath = cur_conf->tls.cert;
 		info.ssl_private_key_filepath = cur_conf->tls.key;
@@ -369,8 +524,12 @@ main(int argc, char **argv)
 	info.ka_interval = 10;
 
 	if ((ctx = lws_create_context(&info)) == NULL) {
-		log_errorx("cannot listen on %s (address in use, bad "
-		    "certificate or key?)", cur_conf->listen);
+		log_errorx("cannot create the event loop");
+		relay_conf_unref(cur_conf);
+		return 1;
+	}
+	if (create_vhosts(&info) != 0) {
+		lws_context_destroy(ctx);
 		relay_conf_unref(cur_conf);
 		return 1;
 	}
@@ -379,6 +538,11 @@ main(int argc, char **argv)
 	    "agent(s))", MCPTUN_VERSION, cur_conf->insecure_plaintext ?
 	    "http" : "https", cur_conf->listen, cur_conf->ntunnels,
 	    cur_conf->nagents);
+	if (cur_conf->tunnel_listen != NULL)
+		log_info("tunnel links on %s://%s/tunnel%s", cur_conf->
+		    insecure_plaintext ? "ws" : "wss", cur_conf->tunnel_listen,
+		    cur_conf->tls.client_ca != NULL ? " with client "
+		    "certificates (mTLS)" : "");
 
 	while (!stopping) {
 		if (lws_service(ctx, 0) < 0)

@@ -15,6 +15,7 @@
 
 struct lws;
 struct lws_context;
+struct lws_vhost;
 struct relay_conf;
 struct tunnel;
 
@@ -96,6 +97,12 @@ int tunnel_callback(struct lws *wsi, int reason, void *user, void *in,
 size_t tunnel_user_size(void);
 /* Sets up tunnels from the config (again on reload); 0 or MT_E*. */
 int tunnel_configure(const struct relay_conf *conf);
+/*
+ * Accept links only on vh (the tunnel_listen vhost; NULL: on any) and,
+ * with require_cert, only from peers whose certificate the TLS layer
+ * verified (tls.client_ca).
+ */
+void tunnel_set_listener(struct lws_vhost *vh, int require_cert);
 /* Sends GOAWAY to every link and closes them (shutdown). */
 void tunnel_shutdown(void);
 /* Frees every tunnel (after the loop has stopped). */

@@ -118,6 +118,11 @@ tunnel_check(struct conf_ctx *ctx, const struct conf_node *node, void *base)
 		return conf_error(ctx, secret_node(node, "token_sha256"),
 		    "\"token_sha256\" must be 64 hex digits (the SHA-256 of "
 		    "the token)");
+	/* X.509 caps a common name at 64 characters (RFC 5280). */
+	if (t->client_cert_cn != NULL && (t->client_cert_cn[0] == '\0' ||
+	    strlen(t->client_cert_cn) > 64))
+		return conf_error(ctx, conf_node_get(node, "client_cert_cn"),
+		    "\"client_cert_cn\" must be 1 to 64 characters");
 	return 0;
 }
 
@@ -125,6 +130,9 @@ static const struct conf_entry tunnel_entries[] = {
 	ENTRY("token_sha256", CONF_SECRET, struct relay_tunnel_conf,
 	    token_sha256, CONF_REQUIRED,
 	    "SHA-256 (hex) of the tunnel token the client presents"),
+	ENTRY("client_cert_cn", CONF_STRING, struct relay_tunnel_conf,
+	    client_cert_cn, 0,
+	    "common name the client's certificate must have (tls.client_ca)"),
 	END
 };
 
@@ -197,7 +205,8 @@ static const struct conf_entry tls_entries[] = {
 	ENTRY("key", CONF_STRING, struct relay_tls_conf, key, 0,
 	    "PEM private key"),
 	ENTRY("client_ca", CONF_STRING, struct relay_tls_conf, client_ca, 0,
-	    "PEM CA; if set, clients on /tunnel need a certificate (mTLS)"),
+	    "PEM CA; tunnel links (on tunnel_listen) need a certificate it "
+	    "issued (mTLS)"),
 	END
 };
 
@@ -326,6 +335,8 @@ relay_free_derived(void *base)
 
 	free(c->listen_host);
 	c->listen_host = NULL;
+	free(c->tunnel_listen_host);
+	c->tunnel_listen_host = NULL;
 }
 
 static int
@@ -359,6 +370,28 @@ pattern_tunnel_known(const struct relay_conf *c, const char *pat)
 	return 0;
 }
 
+static const char client_ca_needs_port[] = "\"client_ca\" needs "
+    "\"tunnel_listen\": tunnel links with client certificates get a port of "
+    "their own, so agents on \"listen\" need none";
+
+/* 1 if listen and tunnel_listen would bind the same address and port. */
+static int
+listen_overlap(const struct relay_conf *c)
+{
+	static const char *const any[] = { "0.0.0.0", "::", NULL };
+	size_t i;
+
+	if (c->listen_port != c->tunnel_listen_port)
+		return 0;
+	if (strcmp(c->listen_host, c->tunnel_listen_host) == 0)
+		return 1;
+	for (i = 0; any[i] != NULL; i++)
+		if (strcmp(c->listen_host, any[i]) == 0 ||
+		    strcmp(c->tunnel_listen_host, any[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 relay_check(struct conf_ctx *ctx, const struct conf_node *node, void *base)
 {
@@ -370,11 +403,35 @@ relay_check(struct conf_ctx *ctx, const struct conf_node *node, void *base)
 
 	c->tls_pos = conf_node_pos(conf_node_key(node, "tls"));
 	c->listen_pos = conf_node_pos(conf_node_get(node, "listen"));
+	c->tunnel_listen_pos = conf_node_pos(conf_node_get(node,
+	    "tunnel_listen"));
 	free(c->listen_host);
 	c->listen_host = NULL;
 	if (listen_parse(c->listen, &c->listen_host, &c->listen_port) != 0)
 		r = conf_error_at(ctx, c->listen_pos, "\"listen\" must be "
 		    "host:port or [v6addr]:port");
+	free(c->tunnel_listen_host);
+	c->tunnel_listen_host = NULL;
+	if (c->tunnel_listen != NULL && listen_parse(c->tunnel_listen,
+	    &c->tunnel_listen_host, &c->tunnel_listen_port) != 0)
+		r = conf_error_at(ctx, c->tunnel_listen_pos, "\"tunnel_listen\" "
+		    "must be host:port or [v6addr]:port");
+	else if (c->tunnel_listen != NULL && c->listen_host != NULL &&
+	    listen_overlap(c))
+		r = conf_error_at(ctx, c->tunnel_listen_pos, "\"tunnel_listen\" "
+		    "must be another port than \"listen\" (%s)", c->listen);
+	if (c->tls.client_ca != NULL && c->tunnel_listen == NULL)
+		r = conf_error(ctx, conf_node_get(conf_node_get(node, "tls"),
+		    "client_ca"), "%s", client_ca_needs_port);
+	for (i = 0; i < c->ntunnels; i++) {
+		if (c->tunnels[i].client_cert_cn != NULL &&
+		    c->tls.client_ca == NULL)
+			r = conf_error(ctx, conf_node_get(conf_node_get(
+			    conf_node_get(node, "tunnels"), c->tunnels[i].name),
+			    "client_cert_cn"), "tunnel \"%s\": \"client_cert_cn\" "
+			    "needs tls.client_ca (client certificates)",
+			    c->tunnels[i].name);
+	}
 	if (c->public_url != NULL &&
 	    strncmp(c->public_url, "https://", 8) != 0 &&
 	    strncmp(c->public_url, "http://", 7) != 0)
@@ -420,6 +477,8 @@ relay_check(struct conf_ctx *ctx, const struct conf_node *node, void *base)
 static const struct conf_entry relay_entries[] = {
 	ENTRY("listen", CONF_STRING, struct relay_conf, listen, 0,
 	    "host:port to serve on (default 0.0.0.0:8443)"),
+	ENTRY("tunnel_listen", CONF_STRING, struct relay_conf, tunnel_listen,
+	    0, "host:port for tunnel links only (needed for tls.client_ca)"),
 	TABLE("tls", struct relay_conf, tls, 0, tls_schema,
 	    "certificate and key (required unless insecure_plaintext)"),
 	ENTRY("insecure_plaintext", CONF_BOOL, struct relay_conf,
@@ -498,6 +557,8 @@ relay_conf_set(struct relay_conf *conf, const char *key, const char *value,
 		return r;
 	if (strcmp(key, "listen") == 0)
 		conf->listen_pos = none;
+	if (strcmp(key, "tunnel_listen") == 0)
+		conf->tunnel_listen_pos = none;
 	return 0;
 }
 
@@ -516,6 +577,30 @@ relay_conf_check(struct relay_conf *conf, char *err, size_t errlen)
 	free(conf->listen_host);
 	conf->listen_host = host;
 	conf->listen_port = port;
+	free(conf->tunnel_listen_host);
+	conf->tunnel_listen_host = NULL;
+	if (conf->tunnel_listen != NULL) {
+		if (listen_parse(conf->tunnel_listen, &host, &port) != 0) {
+			conf_format_error(err, errlen, conf->path,
+			    conf->tunnel_listen_pos, "\"tunnel_listen\" must be "
+			    "host:port or [v6addr]:port");
+			return MT_ECONFIG;
+		}
+		conf->tunnel_listen_host = host;
+		conf->tunnel_listen_port = port;
+		if (listen_overlap(conf)) {
+			conf_format_error(err, errlen, conf->path,
+			    conf->tunnel_listen_pos, "\"tunnel_listen\" must "
+			    "be another port than \"listen\" (%s)",
+			    conf->listen);
+			return MT_ECONFIG;
+		}
+	}
+	if (conf->tls.client_ca != NULL && conf->tunnel_listen == NULL) {
+		conf_format_error(err, errlen, conf->path, conf->tls_pos,
+		    "%s", client_ca_needs_port);
+		return MT_ECONFIG;
+	}
 	if (!conf->insecure_plaintext &&
 	    (conf->tls.cert == NULL || conf->tls.key == NULL)) {
 		conf_format_error(err, errlen, conf->path, conf->tls_pos,
@@ -564,6 +649,16 @@ relay_conf_tunnel(const struct relay_conf *conf, const char *name)
 	key.name = (char *)(uintptr_t)name;
 	return bsearch(&key, conf->tunnels, conf->ntunnels,
 	    sizeof(*conf->tunnels), tunnel_cmp);
+}
+
+int
+relay_tunnel_cert_ok(const struct relay_tunnel_conf *t, const char *cn)
+{
+	if (t == NULL)
+		return 0;
+	if (t->client_cert_cn == NULL)
+		return 1;
+	return cn != NULL && strcmp(cn, t->client_cert_cn) == 0;
 }
 
 int

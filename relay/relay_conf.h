@@ -23,7 +23,7 @@
 struct relay_tls_conf {
 	char		*cert;		/* PEM certificate chain */
 	char		*key;		/* PEM private key */
-	char		*client_ca;	/* NULL, or require client certs on /tunnel */
+	char		*client_ca;	/* NULL, or require client certs on tunnel_listen */
 };
 
 /* tunnels.NAME: one client link. */
@@ -31,6 +31,7 @@ struct relay_tunnel_conf {
 	char		*name;
 	char		*token_sha256;	/* 64 hex digits */
 	uint8_t		 token_hash[32];
+	char		*client_cert_cn; /* NULL, or the CN its client cert must have */
 	struct conf_pos	 pos;
 };
 
@@ -71,6 +72,14 @@ struct relay_conf {
 	char			*listen;	/* "host:port" as written */
 	char			*listen_host;	/* "0.0.0.0", "::1" (no brackets) */
 	int			 listen_port;
+	/*
+	 * NULL: /tunnel is served on listen.  Set: tunnel links have a port
+	 * of their own (required for tls.client_ca) and listen serves only
+	 * agents.
+	 */
+	char			*tunnel_listen;
+	char			*tunnel_listen_host;
+	int			 tunnel_listen_port;
 	struct relay_tls_conf	 tls;
 	int			 insecure_plaintext;
 	char			*public_url;	/* NULL = derived from listen */
@@ -83,6 +92,7 @@ struct relay_conf {
 	int			 log_level;	/* enum log_level */
 	struct conf_pos		 tls_pos;	/* of "tls"; line 0 if absent */
 	struct conf_pos		 listen_pos;	/* line 0 if default/overridden */
+	struct conf_pos		 tunnel_listen_pos; /* line 0 if absent/overridden */
 };
 
 /*
@@ -95,12 +105,17 @@ int	 relay_conf_load(const char *path, struct relay_conf **out, char *err,
 /* As relay_conf_load, from memory; name is used in messages. */
 int	 relay_conf_load_mem(const char *name, const void *data, size_t len,
 	    struct relay_conf **out, char *err, size_t errlen);
-/* Overrides one key ("listen", "insecure_plaintext", "tls.cert", ...). */
+/*
+ * Overrides one key ("listen", "tunnel_listen", "insecure_plaintext",
+ * "tls.cert", ...).
+ */
 int	 relay_conf_set(struct relay_conf *conf, const char *key,
 	    const char *value, char *err, size_t errlen);
 /*
- * The checks that overrides may satisfy: listen parses, tls.cert and
- * tls.key are set unless insecure_plaintext.  Call it after overrides.
+ * The checks that overrides may satisfy: listen and tunnel_listen parse
+ * and differ, tls.cert and tls.key are set unless insecure_plaintext,
+ * tls.client_ca comes with tunnel_listen, and tunnels' client_cert_cn with
+ * tls.client_ca.  Call it after overrides.
  */
 int	 relay_conf_check(struct relay_conf *conf, char *err, size_t errlen);
 
@@ -114,6 +129,12 @@ void	 relay_conf_help(FILE *fp);
 /* Returns the tunnel called name, or NULL. */
 const struct relay_tunnel_conf *relay_conf_tunnel(const struct relay_conf *conf,
 	    const char *name);
+/*
+ * Returns 1 if a link for t may use a client certificate with common name
+ * cn (NULL: no certificate): always when t names no client_cert_cn.
+ */
+int	 relay_tunnel_cert_ok(const struct relay_tunnel_conf *t,
+	    const char *cn);
 /* Returns 1 if token hashes to the tunnel's token_sha256 (constant time). */
 int	 relay_tunnel_token_ok(const struct relay_tunnel_conf *t,
 	    const char *token);

@@ -21,6 +21,8 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/x509_crt.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -74,6 +76,9 @@ struct link_pss {
 static struct tunnel *tunnels;
 static struct tunnel_stats stats;
 static int draining;		/* shutting down: no new links */
+/* tunnel_listen: links only on this vhost (NULL: any), with a cert? */
+static struct lws_vhost *link_vhost;
+static int link_need_cert;
 
 static void tunnel_link_detach(struct tunnel *t);
 
@@ -752,6 +757,117 @@ link_authenticate(struct lws *wsi)
 	return match != NULL ? tunnel_find(match->name) : NULL;
 }
 
+void
+tunnel_set_listener(struct lws_vhost *vh, int require_cert)
+{
+	link_vhost = vh;
+	link_need_cert = require_cert;
+}
+
+/* 1 if the n bytes at p are printable ASCII (a CN we match and log). */
+static int
+cn_printable(const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/*
+ * The common name of the peer's certificate, if the TLS layer verified it
+ * against tls.client_ca: 0 and cn set ("" if the subject has no single
+ * printable CN that fits), or -1 if there is no verified certificate.
+ * lws' own CN lookup with mbedTLS joins every subject attribute, so the
+ * CN is read from the DER here.
+ */
+static int
+link_peer_cn(struct lws *wsi, char *cn, size_t cnlen)
+{
+	union lws_tls_cert_info_results *r = NULL, v;
+	const mbedtls_x509_name *nm;
+	mbedtls_x509_crt crt;
+	size_t cap = 8192;
+	int found = 0, rc = -1;
+
+	cn[0] = '\0';
+	mbedtls_x509_crt_init(&crt);
+	if (lws_tls_peer_cert_info(wsi, LWS_TLS_CERT_INFO_VERIFIED, &v,
+	    0) != 0 || !v.verified)
+		goto out;
+	r = xmalloc(sizeof(*r) + cap);
+	if (lws_tls_peer_cert_info(wsi, LWS_TLS_CERT_INFO_DER_RAW, r,
+	    cap + sizeof(r->ns.name)) != 0 ||
+	    mbedtls_x509_crt_parse_der(&crt, (const unsigned char *)r->ns.name,
+	    (size_t)r->ns.len) != 0)
+		goto out;
+	rc = 0;
+	for (nm = &crt.subject; nm != NULL; nm = nm->next) {
+		if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &nm->oid) != 0)
+			continue;
+		/* Two CNs are ambiguous: match neither. */
+		if (found++ || nm->val.len >= cnlen ||
+		    !cn_printable(nm->val.p, nm->val.len)) {
+			cn[0] = '\0';
+			break;
+		}
+		memcpy(cn, nm->val.p, nm->val.len);
+		cn[nm->val.len] = '\0';
+	}
+ out:
+	mbedtls_x509_crt_free(&crt);
+	free(r);
+	return rc;
+}
+
+/*
+ * The checks before the token: the link came to the tunnel listener and,
+ * with tls.client_ca, brought a verified certificate (cn, for the
+ * tunnel's client_cert_cn).  The TLS handshake already refuses peers
+ * without one; this holds even if a TLS backend does not.  0 or -1.
+ */
+static int
+link_listener_ok(struct lws *wsi, const char *peer, char *cn, size_t cnlen)
+{
+	const struct relay_conf *conf = relay_conf_current();
+
+	cn[0] = '\0';
+	if (link_vhost != NULL && lws_get_vhost(wsi) != link_vhost) {
+		log_warnx("link from %s refused: tunnel links go to "
+		    "tunnel_listen (%s), not to the agent port", peer,
+		    conf->tunnel_listen != NULL ? conf->tunnel_listen : "?");
+		return -1;
+	}
+	if (link_need_cert && link_peer_cn(wsi, cn, cnlen) != 0) {
+		log_warnx("link from %s refused: no verified client "
+		    "certificate (tls.client_ca)", peer);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A tunnel with client_cert_cn takes links only from a certificate with
+ * that common name, so a certificate issued for one tunnel cannot carry
+ * another tunnel's token.  cn is NULL without client certificates.
+ */
+static int
+link_cert_binding_ok(const struct tunnel *t, const char *cn, const char *peer)
+{
+	const struct relay_tunnel_conf *tc;
+
+	tc = relay_conf_tunnel(relay_conf_current(), t->name);
+	if (relay_tunnel_cert_ok(tc, cn))
+		return 0;
+	log_warnx("link from %s refused: tunnel %s needs a client certificate "
+	    "with CN \"%s\", not \"%.64s\"", peer, t->name,
+	    tc != NULL && tc->client_cert_cn != NULL ? tc->client_cert_cn :
+	    "?", cn != NULL ? cn : "");
+	return -1;
+}
+
 static int
 link_path_ok(struct lws *wsi)
 {
@@ -874,13 +990,17 @@ tunnel_callback(struct lws *wsi, int reason, void *user, void *in,
 {
 	struct link_pss *pss = user;
 	const struct relay_conf *conf;
-	char peer[64];
+	char peer[64], cn[80];
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		lws_get_peer_simple(wsi, peer, sizeof(peer));
 		if (draining) {
 			log_info("link from %s refused: shutting down", peer);
+			return -1;
+		}
+		if (link_listener_ok(wsi, peer, cn, sizeof(cn)) != 0) {
+			stats.link_rejects++;
 			return -1;
 		}
 		if (!link_path_ok(wsi)) {
@@ -894,8 +1014,19 @@ tunnel_callback(struct lws *wsi, int reason, void *user, void *in,
 			stats.link_rejects++;
 			return -1;
 		}
-		log_info("link from %s authenticated for tunnel %s", peer,
-		    pss->authed->name);
+		if (link_cert_binding_ok(pss->authed, link_need_cert ? cn :
+		    NULL, peer) != 0) {
+			pss->authed = NULL;
+			stats.link_rejects++;
+			return -1;
+		}
+		if (cn[0] != '\0')
+			log_info("link from %s authenticated for tunnel %s "
+			    "(client certificate CN \"%.64s\")", peer,
+			    pss->authed->name, cn);
+		else
+			log_info("link from %s authenticated for tunnel %s",
+			    peer, pss->authed->name);
 		return 0;
 	case LWS_CALLBACK_ESTABLISHED:
 		conf = relay_conf_current();

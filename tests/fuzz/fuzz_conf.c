@@ -68,6 +68,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)relay_conf_agent_by_token(r, "fuzz-token");
 		if (r->nagents > 0)
 			(void)relay_agent_may_use(&r->agents[0], "acme", NULL);
+		if (r->ntunnels > 0)
+			(void)relay_tunnel_cert_ok(&r->tunnels[0], "fuzz-cn");
 		relay_conf_unref(r);
 	} else
 		fuzz_check_err(err);

@@ -199,11 +199,11 @@ expect_eq "client exits 0 on SIGTERM" 0 "$rc"
 stop_bg relay4; rc=$?
 expect_eq "relay exits 0 on SIGTERM" 0 "$rc"
 
-# --- mTLS is refused clearly until it is built --------------------------------
+# --- mTLS needs its own port (tests/integration/mtls.sh covers the rest) -------
 sed "s|^  key: .*|&\n  client_ca: $CERTS/ca.crt|" "$T/relay.yaml" >"$T/relay-mtls.yaml"
 out=$("$RELAY" -n -c "$T/relay-mtls.yaml" 2>&1); rc=$?
-expect_eq "tls.client_ca is refused, not silently ignored" 1 "$rc"
-expect_match "and the refusal says why" 'client_ca .*not supported yet' "$out"
+expect_eq "tls.client_ca without tunnel_listen is refused" 1 "$rc"
+expect_match "and the refusal says why" '"client_ca" needs "tunnel_listen"' "$out"
 
 san_check_logs
 finish

@@ -676,6 +676,96 @@ test_relay_errors(void **state)
 	relay_conf_unref(c);
 }
 
+/* The separate tunnel port and client certificates (mTLS). */
+static void
+test_relay_mtls(void **state)
+{
+	struct relay_conf *c = NULL;
+	const struct relay_tunnel_conf *t;
+
+	relay_fails("tunnel_listne: 127.0.0.1:9444\n",
+	    "x.yaml:1:1: unknown key \"tunnel_listne\" (did you mean "
+	    "\"tunnel_listen\"?)");
+	relay_fails("tunnels:\n  acme:\n    token_sha256: " HASH_A "\n"
+	    "    client_cert_c: x\n",
+	    "x.yaml:4:5: unknown key \"client_cert_c\" under tunnels.acme "
+	    "(did you mean \"client_cert_cn\"?)");
+	relay_fails("listen: 127.0.0.1:9443\ntunnel_listen: nowhere\n",
+	    "x.yaml:2:16: \"tunnel_listen\" must be host:port or "
+	    "[v6addr]:port");
+	relay_fails("listen: 127.0.0.1:9443\ntunnel_listen: 127.0.0.1:9443\n",
+	    "x.yaml:2:16: \"tunnel_listen\" must be another port than "
+	    "\"listen\" (127.0.0.1:9443)");
+	/* A wildcard address takes the port on every address. */
+	relay_fails("listen: 127.0.0.1:9443\ntunnel_listen: \"[::]:9443\"\n",
+	    "x.yaml:2:16: \"tunnel_listen\" must be another port than "
+	    "\"listen\" (127.0.0.1:9443)");
+	relay_fails("tls:\n  cert: a\n  key: b\n  client_ca: ca.pem\n",
+	    "x.yaml:4:14: \"client_ca\" needs \"tunnel_listen\": tunnel "
+	    "links with client certificates get a port of their own, so "
+	    "agents on \"listen\" need none");
+	relay_fails("tunnel_listen: 127.0.0.1:9444\n"
+	    "tunnels:\n  acme:\n    token_sha256: " HASH_A "\n"
+	    "    client_cert_cn: acme-client\n",
+	    "x.yaml:5:21: tunnel \"acme\": \"client_cert_cn\" needs "
+	    "tls.client_ca (client certificates)");
+	relay_fails("tls: {cert: a, key: b, client_ca: c}\n"
+	    "tunnel_listen: 127.0.0.1:9444\n"
+	    "tunnels:\n  acme:\n    token_sha256: " HASH_A "\n"
+	    "    client_cert_cn: \"\"\n",
+	    "x.yaml:6:21: \"client_cert_cn\" must be 1 to 64 characters");
+
+	/* Another address on the same port is fine. */
+	assert_int_equal(load_relay("listen: 127.0.0.1:9443\n"
+	    "tunnel_listen: 127.0.0.2:9443\ninsecure_plaintext: true\n", &c),
+	    0);
+	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)), 0);
+	relay_conf_unref(c);
+	c = NULL;
+
+	assert_int_equal(load_relay("listen: 127.0.0.1:9443\n"
+	    "tunnel_listen: \"[::1]:9444\"\n"
+	    "tls: {cert: a, key: b, client_ca: c}\n"
+	    "tunnels:\n  acme:\n    token_sha256: " HASH_A "\n"
+	    "    client_cert_cn: acme-client\n"
+	    "  lab: {token_sha256: " HASH_B "}\n", &c), 0);
+	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)), 0);
+	assert_string_equal(c->tunnel_listen_host, "::1");
+	assert_int_equal(c->tunnel_listen_port, 9444);
+	assert_string_equal(c->tls.client_ca, "c");
+	t = relay_conf_tunnel(c, "acme");
+	assert_non_null(t);
+	assert_int_equal(relay_tunnel_cert_ok(t, "acme-client"), 1);
+	assert_int_equal(relay_tunnel_cert_ok(t, "acme-client2"), 0);
+	assert_int_equal(relay_tunnel_cert_ok(t, "acme"), 0);
+	assert_int_equal(relay_tunnel_cert_ok(t, ""), 0);
+	assert_int_equal(relay_tunnel_cert_ok(t, NULL), 0);
+	t = relay_conf_tunnel(c, "lab");
+	assert_int_equal(relay_tunnel_cert_ok(t, NULL), 1);
+	assert_int_equal(relay_tunnel_cert_ok(t, "anyone"), 1);
+	assert_int_equal(relay_tunnel_cert_ok(NULL, "x"), 0);
+
+	/* Overrides are checked again: --listen onto the tunnel port. */
+	assert_int_equal(relay_conf_set(c, "listen", "[::1]:9444", errbuf,
+	    sizeof(errbuf)), 0);
+	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)),
+	    MT_ECONFIG);
+	assert_string_equal(errbuf, "x.yaml:2:16: \"tunnel_listen\" must be "
+	    "another port than \"listen\" ([::1]:9444)");
+	assert_int_equal(relay_conf_set(c, "tunnel_listen", "localhost:9445",
+	    errbuf, sizeof(errbuf)), 0);
+	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)), 0);
+	assert_string_equal(c->tunnel_listen_host, "localhost");
+	assert_int_equal(c->tunnel_listen_port, 9445);
+	assert_int_equal(relay_conf_set(c, "tunnel_listen", "bad", errbuf,
+	    sizeof(errbuf)), 0);
+	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)),
+	    MT_ECONFIG);
+	assert_string_equal(errbuf, "x.yaml: \"tunnel_listen\" must be "
+	    "host:port or [v6addr]:port");
+	relay_conf_unref(c);
+}
+
 static void
 test_refcount_and_equal(void **state)
 {
@@ -780,6 +870,7 @@ main(void)
 		cmocka_unit_test(test_placeholders_skipped),
 		cmocka_unit_test(test_ws_needs_insecure),
 		cmocka_unit_test(test_relay_errors),
+		cmocka_unit_test(test_relay_mtls),
 		cmocka_unit_test(test_refcount_and_equal),
 		cmocka_unit_test(test_load_file_errors),
 		cmocka_unit_test(test_help),
