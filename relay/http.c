@@ -1139,7 +1139,7 @@ hc_post(struct hconn *hc)
 			hc_error(hc, 503, json_object_get(msg, "id"),
 			    JRPC_UNAVAILABLE, MO_LIMITED, "the tunnel is "
 			    "congested: %zu bytes wait for its client "
-			    "(queue_limit); retry shortly", queued);
+			    "(queue_limit, link_budget); retry shortly", queued);
 		}
 		goto out;
 	}
