@@ -24,7 +24,12 @@
  *   busy	the same pings while a bulk transfer runs on another stream
  *		(connection): the head-of-line figure; bulk MiB/s meanwhile
  *
- * Options: --bytes N (4194304) --seconds S (4) --pings N (400).
+ * Options: --bytes N (4194304) --seconds S (4) --pings N (400);
+ * --chunk N and --window N override the link's DATA chunk and per-stream
+ * window (limits.chunk, 65536; limits.window, 4194304);
+ * --notsent-lowat N sets TCP_NOTSENT_LOWAT on the link's socket (both
+ * ends), which keeps the kernel's unsent queue short so that the mux, not
+ * the socket buffer, decides what goes next.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -60,6 +65,9 @@
 static size_t opt_bytes = 4194304;
 static double opt_seconds = 4;
 static int opt_pings = 400;
+static uint32_t opt_chunk;		/* 0: the daemons' default */
+static uint32_t opt_window;		/* 0: the daemons' default */
+static int opt_lowat;			/* TCP_NOTSENT_LOWAT on the link, 0 off */
 static uint8_t *payload;		/* MAX_ANSWER bytes to answer from */
 
 static void
@@ -253,6 +261,10 @@ link_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		S.wsi = wsi;
+		if (opt_lowat > 0 && setsockopt(lws_get_socket_fd(wsi),
+		    IPPROTO_TCP, TCP_NOTSENT_LOWAT, &opt_lowat,
+		    sizeof(opt_lowat)) != 0)
+			die("TCP_NOTSENT_LOWAT: %s", strerror(errno));
 		side_want_write();
 		return 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -288,10 +300,16 @@ side_init(int asker)
 {
 	struct mux_callbacks cb = { .on_message = on_message,
 	    .on_control = on_control };
+	struct mux_limits lim;
 
 	memset(&S, 0, sizeof(S));
 	S.asker = asker;
-	S.m = mux_new(NULL, &cb, NULL);	/* the daemons' default limits */
+	mux_limits_default(&lim);	/* the daemons' default limits */
+	if (opt_chunk != 0)
+		lim.chunk = opt_chunk;
+	if (opt_window != 0)
+		lim.window = opt_window;
+	S.m = mux_new(&lim, &cb, NULL);
 	if (mux_stream_add(S.m, S_BULK) != 0 ||
 	    mux_stream_add(S.m, S_PING) != 0)
 		die("mux_stream_add failed");
@@ -300,7 +318,8 @@ side_init(int asker)
 	S.rtt = calloc((size_t)opt_pings, sizeof(double));
 	if (S.txbuf == NULL || S.rtt == NULL)
 		die("out of memory");
-	buf_init(&S.rx, FRAME_HDR_LEN + 65536);
+	buf_init(&S.rx, FRAME_HDR_LEN + (lim.chunk > FRAME_MAX_CONTROL ?
+	    lim.chunk : FRAME_MAX_CONTROL));
 }
 
 static void
@@ -735,7 +754,7 @@ usage(void)
 	fprintf(stderr, "usage: linkbench link --cert F --key F --ca F [opts]\n"
 	    "       linkbench tcp-serve PORT\n"
 	    "       linkbench tcp HOST:PORT [--carrier NAME] [opts]\n"
-	    "opts: --bytes N --seconds S --pings N\n");
+	    "opts: --bytes N --seconds S --pings N --notsent-lowat N --chunk N --window N (link)\n");
 	exit(2);
 }
 
@@ -783,6 +802,12 @@ main(int argc, char **argv)
 			opt_seconds = atof(v);
 		else if (strcmp(argv[i], "--pings") == 0)
 			opt_pings = atoi(v);
+		else if (strcmp(argv[i], "--window") == 0)
+			opt_window = (uint32_t)strtoul(v, NULL, 10);
+		else if (strcmp(argv[i], "--chunk") == 0)
+			opt_chunk = (uint32_t)strtoul(v, NULL, 10);
+		else if (strcmp(argv[i], "--notsent-lowat") == 0)
+			opt_lowat = atoi(v);
 		else
 			usage();
 		i++;
