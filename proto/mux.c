@@ -564,7 +564,8 @@ mux_queued_total(const struct mux *m)
 int
 mux_congested(const struct mux *m)
 {
-	return m->congested;
+	/* Live, so removed streams end it even before the next frame. */
+	return m->congested && m->queued_total >= m->lim.budget / 2;
 }
 
 size_t
@@ -725,8 +726,27 @@ mux_next_data(struct mux *m, struct mux_stream *s, uint8_t *dst, size_t cap,
 	return 0;
 }
 
+static int mux_next_frame_1(struct mux *, uint8_t *, size_t, size_t *);
+
 int
 mux_next_frame(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
+{
+	int r = mux_next_frame_1(m, dst, cap, lenp);
+
+	/*
+	 * Checked on every call, not only after DATA: removed streams can
+	 * empty the queue too, and then only control frames may follow.
+	 */
+	if (m->congested && m->queued_total < m->lim.budget / 2) {
+		m->congested = 0;
+		if (m->cb.on_link_drain != NULL)
+			m->cb.on_link_drain(m->arg);
+	}
+	return r;
+}
+
+static int
+mux_next_frame_1(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
 {
 	struct mux_ctl *c;
 	struct mux_stream *s;
@@ -766,12 +786,6 @@ mux_next_frame(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
 		}
 		if (r == 0 && drained && m->cb.on_drain != NULL)
 			m->cb.on_drain(m->arg, id);
-		if (r == 0 && m->congested &&
-		    m->queued_total < m->lim.budget / 2) {
-			m->congested = 0;
-			if (m->cb.on_link_drain != NULL)
-				m->cb.on_link_drain(m->arg);
-		}
 		return r;
 	}
 	return MT_EAGAIN;

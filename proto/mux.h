@@ -73,7 +73,8 @@ struct mux_callbacks {
 	/*
 	 * Optional: the bytes queued on all streams fell below half the
 	 * budget after mux_congested() said 1; producers paused for the link
-	 * may resume.  Called from mux_next_frame like on_drain.
+	 * may resume.  Called from mux_next_frame (whatever it returns); it
+	 * may queue more on any stream.
 	 */
 	void (*on_link_drain)(void *arg);
 };
@@ -134,8 +135,10 @@ size_t mux_stream_queued(const struct mux *m, uint32_t id);
 size_t mux_queued_total(const struct mux *m);
 /*
  * 1 once the bytes queued on all streams reached the budget, until they
- * fall below half of it (then on_link_drain fires): producers should not
- * queue more meanwhile.  mux_send itself never refuses for the budget.
+ * fall below half of it: producers should not queue more meanwhile.
+ * on_link_drain fires from the next mux_next_frame call after that (the
+ * link's pings guarantee there is one).  mux_send itself never refuses
+ * for the budget.
  */
 int mux_congested(const struct mux *m);
 /* Bytes the receive side holds against the budget (for tests, metrics). */

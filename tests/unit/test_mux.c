@@ -1125,6 +1125,17 @@ test_budget_congested(void **state)
 	while (mux_next_frame(m, out, cap, &len) == 0)
 		;
 	assert_int_equal(link_drains, 1);
+
+	/* Removing the streams that filled it ends it too, with no DATA. */
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_true(mux_congested(m));
+	mux_stream_remove(m, 1);
+	assert_false(mux_congested(m));
+	assert_int_equal(mux_next_frame(m, out, cap, &len), MT_EAGAIN);
+	assert_int_equal(link_drains, 2);
 	free(msg);
 	free(out);
 	mux_free(m);
