@@ -23,6 +23,8 @@
 # Rounds alternate the carriers (LINK_ROUNDS, 3); the table shows medians
 # over rounds and the link's ratio to ssh -R.  Knobs: LINK_SECONDS (3, bulk
 # phase per round), LINK_PINGS (300), LINK_BYTES (4194304).
+# CPU per GiB counts linkbench's own processes and, for the TCP carriers,
+# the carrier's processes and tcp-serve (from /proc, by process group).
 # Writes build/bench/link.json (medians, every run, load average).
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
@@ -140,26 +142,54 @@ EOF
 fi
 [ -n "$ST_NA" ] && say "stunnel: n/a: $ST_NA"
 
-# run NAME CMD...: one run, its JSON line appended to $R/NAME.jsonl.
+# cpu_ticks NAME...: CPU clock ticks used so far by the process groups of
+# these start_bg processes (sshd's per-connection child included).
+cpu_ticks() {
+	_c_pids=""
+	for _c_n in "$@"; do
+		_c_pids="$_c_pids $(pgrep -g "$(pid_of "$_c_n")" 2>/dev/null)"
+	done
+	# shellcheck disable=SC2086
+	[ -n "${_c_pids# }" ] || { echo 0; return; }
+	# shellcheck disable=SC2086
+	for _c_p in $_c_pids; do cat "/proc/$_c_p/stat" 2>/dev/null; done |
+	    awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+# run NAME CMD...: one run, its JSON line appended to $R/NAME.jsonl, with
+# "carrier_cpu_s" added: what the processes of $CARRIER (start_bg names)
+# used meanwhile.
 run() {
 	_r_n=$1
 	shift
 	say "  $_r_n"
-	if ! timeout -k 5 $((SECS * 3 + 60)) "$@" >>"$R/$_r_n.jsonl" 2>>"$R/$_r_n.err"; then
+	# shellcheck disable=SC2086
+	_r_c0=$(cpu_ticks $CARRIER)
+	if ! timeout -k 5 $((SECS * 3 + 60)) "$@" >"$R/one.json" 2>>"$R/$_r_n.err"; then
 		say "  $_r_n failed: $(tail -n 2 "$R/$_r_n.err" | tr '\n' ' ')"
+		return
 	fi
+	# shellcheck disable=SC2086
+	_r_c1=$(cpu_ticks $CARRIER)
+	python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+r["carrier_cpu_s"] = (int(sys.argv[3]) - int(sys.argv[2])) / float(sys.argv[4])
+print(json.dumps(r))' "$R/one.json" "$_r_c0" "$_r_c1" "$(getconf CLK_TCK)" >>"$R/$_r_n.jsonl"
 }
 OPTS="--bytes $BYTES --seconds $SECS --pings $PINGS"
 i=1
 while [ $i -le "$ROUNDS" ]; do
 	say "round $i of $ROUNDS"
+	CARRIER=""
 	# shellcheck disable=SC2086
 	run link "$LB" link --cert "$T/pki/server.crt" --key "$T/pki/server.key" \
 	    --ca "$T/pki/ca.crt" $OPTS
 	# shellcheck disable=SC2086
+	CARRIER="sshd sshR tcpserve"
 	[ -z "$SSH_NA" ] && run ssh "$LB" tcp "127.0.0.1:$SSH_FWD" --carrier ssh-R $OPTS
 	# shellcheck disable=SC2086
+	CARRIER="stsrv stcli tcpserve"
 	[ -z "$ST_NA" ] && run stunnel "$LB" tcp "127.0.0.1:$ST_CLI" --carrier stunnel $OPTS
+	CARRIER="tcpserve"
 	# shellcheck disable=SC2086
 	run tcp "$LB" tcp "127.0.0.1:$SRV_PORT" --carrier tcp $OPTS
 	i=$((i + 1))
@@ -184,10 +214,16 @@ for c, _ in cols:
             except ValueError:
                 pass
     runs[c] = rs
+    for r in rs:
+        moved = (r["bulk_n"] + r["busy_bulk_n"]) * r["bytes"] / 2.0**30
+        r["cpu_s_per_gib"] = ((r.get("cpu_s", 0) + r.get("carrier_cpu_s", 0))
+                              / moved if moved else None)
     med[c] = {k: statistics.median([r[k] for r in rs]) for k in keys} if rs else None
+    if rs and all(r["cpu_s_per_gib"] is not None for r in rs):
+        med[c]["cpu_s_per_gib"] = statistics.median(r["cpu_s_per_gib"] for r in rs)
 na = {"ssh": ssh_na, "stunnel": st_na}
 def ratio(a, b, k):
-    if med.get(a) and med.get(b) and med[b][k]:
+    if med.get(a) and med.get(b) and med[a].get(k) and med[b].get(k):
         return med[a][k] / med[b][k]
     return None
 doc = {"what": "tunnel link alone: 4 MiB answers (MiB/s) and 64-byte round "
@@ -195,21 +231,24 @@ doc = {"what": "tunnel link alone: 4 MiB answers (MiB/s) and 64-byte round "
        "nproc": int(nproc), "load": load, "rounds": int(rounds),
        "median": med, "runs": runs,
        "na": {k: v for k, v in na.items() if v},
-       "ratio_link_to_ssh": {k: ratio("link", "ssh", k) for k in keys}}
+       "ratio_link_to_ssh": {k: ratio("link", "ssh", k) for k in keys + ["cpu_s_per_gib"]}}
 json.dump(doc, open(out, "w"), indent=1)
 names = {"bulk_mb_per_s": "bulk MiB/s (4 MiB answers)",
          "idle_p50_us": "64 B round trip p50 us, idle",
          "idle_p99_us": "64 B round trip p99 us, idle",
          "busy_p50_us": "64 B round trip p50 us, during bulk",
          "busy_p99_us": "64 B round trip p99 us, during bulk",
-         "busy_bulk_mb_per_s": "bulk MiB/s during the pings"}
+         "busy_bulk_mb_per_s": "bulk MiB/s during the pings",
+         "cpu_s_per_gib": "CPU s per GiB moved (both ends + carrier)"}
 w = max(len(v) for v in names.values())
 print("%-*s %9s %9s %9s %9s %11s" % (w, "", "link", "ssh -R", "stunnel",
       "tcp", "link/ssh"))
-for k in keys:
+for k in keys + ["cpu_s_per_gib"]:
     row = []
     for c, _ in cols:
-        row.append("%9.0f" % med[c][k] if med[c] else "%9s" % "n/a")
+        v = med[c].get(k) if med[c] else None
+        row.append("%9.1f" % v if v is not None and v < 100 else
+                   "%9.0f" % v if v is not None else "%9s" % "n/a")
     r = ratio("link", "ssh", k)
     print("%-*s %s %11s" % (w, names[k], " ".join(row),
           "%.2fx" % r if r is not None else "n/a"))

@@ -742,7 +742,8 @@ mode_tcp(const char *carrier)
 	r.busy[1] = pct_us(rtt, n, 99);
 	close(b.fd);
 	close(pfd);
-	print_result(carrier, &r, -1);
+	/* This side only; link.sh adds the carrier's and tcp-serve's. */
+	print_result(carrier, &r, cpu_seconds(RUSAGE_SELF));
 	return 0;
 }
 
