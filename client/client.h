@@ -34,6 +34,8 @@ struct lws_context *client_context(void);
 int link_send(uint32_t stream, const void *msg, size_t len);
 /* Bytes queued on stream towards the relay (for backpressure). */
 size_t link_queued(uint32_t stream);
+/* 1 while the link's queue is over limits.link_budget: do not add to it. */
+int link_congested(void);
 /* Ends the stream from this side: CLOSE(code, text) after queued data. */
 void link_stream_end(uint32_t stream, uint16_t code, const char *text);
 /* Receive backpressure on stream (the upstream is not reading). */

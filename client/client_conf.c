@@ -176,6 +176,7 @@ client_limits_defaults(void *base)
 	l->chunk = 64 * KIB;
 	l->max_message = 16 * MIB;
 	l->queue_limit = 32 * MIB;
+	l->link_budget = 64 * MIB;
 	l->ping_interval_ms = 15 * SEC;
 	l->ping_timeout_ms = 10 * SEC;
 	l->reconnect_min_ms = 500;
@@ -194,6 +195,10 @@ client_limits_check(struct conf_ctx *ctx, const struct conf_node *node,
 	if (l->chunk > l->window)
 		r = conf_error(ctx, conf_node_get(node, "chunk"),
 		    "\"chunk\" must not be larger than \"window\"");
+	if (l->link_budget < 2 * l->window)
+		r = conf_error(ctx, conf_node_get(node, "link_budget"),
+		    "\"link_budget\" must be at least twice \"window\", so "
+		    "that one stalled stream cannot hold all of it");
 	if (l->chunk > l->max_message)
 		r = conf_error(ctx, conf_node_get(node, "chunk"),
 		    "\"chunk\" must not be larger than \"max_message\"");
@@ -213,6 +218,8 @@ static const struct conf_entry client_limits_entries[] = {
 	    1 * KIB, GIB, "largest JSON-RPC message"),
 	RANGE("queue_limit", CONF_SIZE, struct client_limits, queue_limit, 0,
 	    64 * KIB, 16 * GIB, "most bytes queued towards the relay"),
+	RANGE("link_budget", CONF_SIZE, struct client_limits, link_budget, 0,
+	    64 * KIB, 16 * GIB, "most bytes buffered for one link's streams"),
 	RANGE("ping_interval", CONF_DURATION, struct client_limits,
 	    ping_interval_ms, 0, 100, HOUR, "time between pings"),
 	RANGE("ping_timeout", CONF_DURATION, struct client_limits,

@@ -67,6 +67,7 @@ struct client_limits {
 	uint64_t	 chunk;			/* 64KiB: largest DATA payload */
 	uint64_t	 max_message;		/* 16MiB: largest JSON-RPC message */
 	uint64_t	 queue_limit;		/* 32MiB: max bytes queued to the relay */
+	uint64_t	 link_budget;		/* 64MiB: per link, see mux.h */
 	uint64_t	 ping_interval_ms;	/* 15s */
 	uint64_t	 ping_timeout_ms;	/* 10s */
 	uint64_t	 reconnect_min_ms;	/* 500ms */

@@ -93,6 +93,12 @@ link_queued(uint32_t stream)
 	return mux_stream_queued(L.mux, stream);
 }
 
+int
+link_congested(void)
+{
+	return mux_congested(L.mux);
+}
+
 void
 link_stream_end(uint32_t stream, uint16_t code, const char *text)
 {
@@ -122,6 +128,23 @@ link_resume(uint32_t stream)
 }
 
 /* ---- sessions --------------------------------------------------------- */
+
+static void
+link_drain_one(void *arg, uint32_t id)
+{
+	struct session *s = u32map_get(&L.sessions, id);
+
+	if (s != NULL)
+		session_drain(s);
+}
+
+/* The link's queue fell below half the budget: paused upstreams resume. */
+static void
+link_on_link_drain(void *arg)
+{
+	/* By stream id: a session may end while it drains. */
+	mux_foreach_stream(L.mux, link_drain_one, NULL);
+}
 
 static void
 link_close_session(uint32_t id)
@@ -755,13 +778,15 @@ link_start(void)
 	const struct client_conf *c = client_conf_current();
 	struct mux_limits lim;
 	struct mux_callbacks cb = { .on_message = link_on_message,
-	    .on_control = link_on_control, .on_drain = link_on_drain };
+	    .on_control = link_on_control, .on_drain = link_on_drain,
+	    .on_link_drain = link_on_link_drain };
 
 	memset(&L, 0, sizeof(L));
 	mux_limits_default(&lim);
 	lim.chunk = (uint32_t)c->limits.chunk;
 	lim.window = (uint32_t)c->limits.window;
 	lim.max_msg = c->limits.max_message;
+	lim.budget = c->limits.link_budget;
 	L.mux = mux_new(&lim, &cb, NULL);
 	u32map_init(&L.sessions);
 	L.txcap = mux_frame_cap(L.mux);

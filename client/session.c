@@ -417,7 +417,7 @@ static void
 session_check_link(struct session *s)
 {
 	if (!s->up_paused && s->up != NULL && !s->ended &&
-	    link_queued(s->id) > SESSION_HIGH_WATER) {
+	    (link_queued(s->id) > SESSION_HIGH_WATER || link_congested())) {
 		s->up_paused = 1;
 		s->kind->pause(s->up);
 	}
@@ -1190,7 +1190,7 @@ session_drain(struct session *s)
 	}
 	if (!s->up_paused || s->up == NULL)
 		return;
-	if (link_queued(s->id) <= SESSION_HIGH_WATER) {
+	if (link_queued(s->id) <= SESSION_HIGH_WATER && !link_congested()) {
 		s->up_paused = 0;
 		s->kind->resume(s->up);
 	}

@@ -29,6 +29,25 @@
  * is blocked only when owed == window, which always queues a WINDOW (or is
  * a deliberate pause).
  *
+ * Link budget (receive side): m->held counts what this side holds for the
+ * link: every stream's reassembly bytes plus, for paused streams, the bytes
+ * received and not credited back (they sit in the slow application's
+ * buffers; a byte may be counted in both, which only errs on the safe
+ * side).  While held >= budget a stream that is due a WINDOW goes to waitq
+ * instead of winq, so the peer runs out of credit after what it already
+ * has.  One stream is exempt: the oldest unpaused partial message (the head
+ * of rasq, skipping paused streams) always gets credit, so some message can
+ * always complete and free its buffer, and over-budget streams never wait
+ * on each other in a circle.  Whenever held falls below the budget, or the
+ * exempt stream changes, waitq is released in FIFO order.  A paused stream
+ * holds at most its window beyond its partial message, so with budget >=
+ * window + window, one stalled consumer leaves the others at least a
+ * window to work with.
+ *
+ * Link budget (send side): mux_congested() says the queued unsent bytes of
+ * all streams reached the budget; on_link_drain fires once they fall below
+ * half of it, so producers paused on a congested link can resume.
+ *
  * Callbacks may call back into the mux (send, finish, remove the stream,
  * pause...), but not mux_input or mux_free.  No stream pointer is held
  * across a callback.
@@ -47,6 +66,7 @@
 #define MUX_DEF_WINDOW		(4U * 1024 * 1024)
 #define MUX_DEF_MAX_MSG		((size_t)16 * 1024 * 1024)
 #define MUX_DEF_MAX_STREAMS	1024
+#define MUX_DEF_BUDGET		((size_t)64 * 1024 * 1024)
 #define MUX_MAX_MAX_MSG		(SIZE_MAX / 4)	/* keeps size sums in range */
 #define MUX_HASH_MIN_BITS	6
 /* A reassembly buffer up to this size is kept for the stream's next message. */
@@ -75,6 +95,11 @@ struct mux_stream {
 	unsigned	 in_winq:1;
 	unsigned	 paused:1;
 	unsigned	 finishing:1;
+	unsigned	 in_waitq:1;	/* WINDOW withheld over the budget */
+	unsigned	 in_rasq:1;	/* a message is partly received */
+	TAILQ_ENTRY(mux_stream) waitq_entry;
+	TAILQ_ENTRY(mux_stream) rasq_entry;
+	size_t		 held;		/* this stream's part of m->held */
 
 	/* Send side. */
 	struct mux_msg	*head, *tail;
@@ -108,7 +133,11 @@ struct mux {
 	struct mux_ctl_q	 ctlq;
 	struct mux_stream_q	 winq;
 	struct mux_stream_q	 ring;
+	struct mux_stream_q	 waitq;		/* WINDOW withheld (budget) */
+	struct mux_stream_q	 rasq;		/* partial messages, oldest first */
+	size_t			 held;		/* see "Link budget" above */
 	size_t			 queued_total;
+	int			 congested;	/* queued_total reached budget */
 	uint32_t		 drain_id;	/* stream that may have drained */
 };
 
@@ -119,6 +148,7 @@ mux_limits_default(struct mux_limits *lim)
 	lim->window = MUX_DEF_WINDOW;
 	lim->max_msg = MUX_DEF_MAX_MSG;
 	lim->max_streams = MUX_DEF_MAX_STREAMS;
+	lim->budget = MUX_DEF_BUDGET;
 }
 
 /* --- stream table ----------------------------------------------------- */
@@ -211,17 +241,95 @@ mux_winq_remove(struct mux *m, struct mux_stream *s)
 	}
 }
 
-/* Queues a WINDOW for s if enough credit is owed and it is not paused. */
 static void
-mux_credit_check(struct mux *m, struct mux_stream *s)
+mux_waitq_remove(struct mux *m, struct mux_stream *s)
+{
+	if (s->in_waitq) {
+		TAILQ_REMOVE(&m->waitq, s, waitq_entry);
+		s->in_waitq = 0;
+	}
+}
+
+static void
+mux_rasq_remove(struct mux *m, struct mux_stream *s)
+{
+	if (s->in_rasq) {
+		TAILQ_REMOVE(&m->rasq, s, rasq_entry);
+		s->in_rasq = 0;
+	}
+}
+
+/* Recomputes s's part of m->held after its rlen, owed or paused changed. */
+static void
+mux_held_update(struct mux *m, struct mux_stream *s)
+{
+	size_t h = s->rlen + (s->paused ? s->owed : 0);
+
+	m->held = m->held - s->held + h;
+	s->held = h;
+}
+
+/* The stream exempt from the budget: the oldest unpaused partial message. */
+static struct mux_stream *
+mux_budget_exempt(const struct mux *m)
+{
+	struct mux_stream *s;
+
+	TAILQ_FOREACH(s, &m->rasq, rasq_entry)
+		if (!s->paused)
+			return s;
+	return NULL;
+}
+
+/*
+ * Queues a WINDOW for s (or withholds it for the budget) if it owes credit:
+ * at least half a window, or anything at all when all is set (a resume).
+ */
+static void
+mux_credit_due(struct mux *m, struct mux_stream *s, int all)
 {
 	uint32_t half = m->lim.window / 2;
 
 	if (half == 0)
 		half = 1;
-	if (!s->paused && !s->in_winq && s->owed >= half) {
-		TAILQ_INSERT_TAIL(&m->winq, s, winq_entry);
-		s->in_winq = 1;
+	if (s->paused || s->in_winq || s->owed == 0 ||
+	    (!all && s->owed < half))
+		return;
+	if (m->held >= m->lim.budget && mux_budget_exempt(m) != s) {
+		if (!s->in_waitq) {
+			TAILQ_INSERT_TAIL(&m->waitq, s, waitq_entry);
+			s->in_waitq = 1;
+		}
+		return;
+	}
+	mux_waitq_remove(m, s);
+	TAILQ_INSERT_TAIL(&m->winq, s, winq_entry);
+	s->in_winq = 1;
+}
+
+static void
+mux_credit_check(struct mux *m, struct mux_stream *s)
+{
+	mux_credit_due(m, s, 0);
+}
+
+/*
+ * Gives credit withheld for the budget back once it allows: FIFO while
+ * held is below the budget, and to the exempt stream at any time.
+ */
+static void
+mux_budget_release(struct mux *m)
+{
+	struct mux_stream *s;
+
+	while ((s = TAILQ_FIRST(&m->waitq)) != NULL &&
+	    m->held < m->lim.budget) {
+		mux_waitq_remove(m, s);
+		mux_credit_due(m, s, 1);
+	}
+	if ((s = mux_budget_exempt(m)) != NULL && s->in_waitq) {
+		mux_waitq_remove(m, s);
+		mux_credit_due(m, s, 1);
 	}
 }
 
@@ -233,6 +341,9 @@ mux_stream_free(struct mux *m, struct mux_stream *s)
 	if (s->in_ring)
 		TAILQ_REMOVE(&m->ring, s, ring_entry);
 	mux_winq_remove(m, s);
+	mux_waitq_remove(m, s);
+	mux_rasq_remove(m, s);
+	m->held -= s->held;
 	mux_hash_unlink(m, s);
 	for (msg = s->head; msg != NULL; msg = next) {
 		next = msg->next;
@@ -265,6 +376,8 @@ mux_new(const struct mux_limits *lim, const struct mux_callbacks *cb,
 			m->lim.max_msg = lim->max_msg;
 		if (lim->max_streams != 0)
 			m->lim.max_streams = lim->max_streams;
+		if (lim->budget != 0)
+			m->lim.budget = lim->budget;
 	}
 	if (m->lim.max_msg > MUX_MAX_MAX_MSG)
 		m->lim.max_msg = MUX_MAX_MAX_MSG;
@@ -277,6 +390,8 @@ mux_new(const struct mux_limits *lim, const struct mux_callbacks *cb,
 	STAILQ_INIT(&m->ctlq);
 	TAILQ_INIT(&m->winq);
 	TAILQ_INIT(&m->ring);
+	TAILQ_INIT(&m->waitq);
+	TAILQ_INIT(&m->rasq);
 	return m;
 }
 
@@ -343,8 +458,10 @@ mux_stream_remove(struct mux *m, uint32_t id)
 {
 	struct mux_stream *s;
 
-	if ((s = mux_lookup(m, id)) != NULL)
+	if ((s = mux_lookup(m, id)) != NULL) {
 		mux_stream_free(m, s);
+		mux_budget_release(m);
+	}
 }
 
 int
@@ -422,6 +539,8 @@ mux_send(struct mux *m, uint32_t id, const void *data, size_t len)
 	s->tail = msg;
 	s->queued += len;
 	m->queued_total += len;
+	if (m->queued_total >= m->lim.budget)
+		m->congested = 1;
 	mux_ring_update(m, s);
 	return 0;
 }
@@ -440,6 +559,19 @@ size_t
 mux_queued_total(const struct mux *m)
 {
 	return m->queued_total;
+}
+
+int
+mux_congested(const struct mux *m)
+{
+	/* Live, so removed streams end it even before the next frame. */
+	return m->congested && m->queued_total >= m->lim.budget / 2;
+}
+
+size_t
+mux_held(const struct mux *m)
+{
+	return m->held;
 }
 
 /*
@@ -557,6 +689,7 @@ mux_next_data(struct mux *m, struct mux_stream *s, uint8_t *dst, size_t cap,
 		frame_put_header(dst, FRAME_CLOSE, 0, s->id, (uint32_t)n);
 		*lenp = FRAME_HDR_LEN + n;
 		mux_stream_free(m, s);
+		mux_budget_release(m);
 		return 0;
 	}
 
@@ -593,8 +726,27 @@ mux_next_data(struct mux *m, struct mux_stream *s, uint8_t *dst, size_t cap,
 	return 0;
 }
 
+static int mux_next_frame_1(struct mux *, uint8_t *, size_t, size_t *);
+
 int
 mux_next_frame(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
+{
+	int r = mux_next_frame_1(m, dst, cap, lenp);
+
+	/*
+	 * Checked on every call, not only after DATA: removed streams can
+	 * empty the queue too, and then only control frames may follow.
+	 */
+	if (m->congested && m->queued_total < m->lim.budget / 2) {
+		m->congested = 0;
+		if (m->cb.on_link_drain != NULL)
+			m->cb.on_link_drain(m->arg);
+	}
+	return r;
+}
+
+static int
+mux_next_frame_1(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
 {
 	struct mux_ctl *c;
 	struct mux_stream *s;
@@ -650,6 +802,10 @@ mux_recv_pause(struct mux *m, uint32_t id)
 		return;
 	s->paused = 1;
 	mux_winq_remove(m, s);
+	mux_waitq_remove(m, s);
+	mux_held_update(m, s);
+	/* It may have been the exempt stream. */
+	mux_budget_release(m);
 }
 
 void
@@ -660,11 +816,10 @@ mux_recv_resume(struct mux *m, uint32_t id)
 	if ((s = mux_lookup(m, id)) == NULL || !s->paused)
 		return;
 	s->paused = 0;
+	mux_held_update(m, s);
 	/* Release everything withheld, even under half a window. */
-	if (s->owed > 0 && !s->in_winq) {
-		TAILQ_INSERT_TAIL(&m->winq, s, winq_entry);
-		s->in_winq = 1;
-	}
+	mux_credit_due(m, s, 1);
+	mux_budget_release(m);
 }
 
 /* Makes room for n more bytes (plus a NUL) in s's reassembly buffer. */
@@ -722,6 +877,11 @@ mux_input_data(struct mux *m, const struct frame *f, int *codep)
 	s->rlen += f->len;
 	s->recv_avail -= f->len;
 	s->owed += f->len;
+	if (more && !s->in_rasq) {
+		TAILQ_INSERT_TAIL(&m->rasq, s, rasq_entry);
+		s->in_rasq = 1;
+	}
+	mux_held_update(m, s);
 	mux_credit_check(m, s);
 	if (more)
 		return 0;
@@ -735,6 +895,9 @@ mux_input_data(struct mux *m, const struct frame *f, int *codep)
 	cap = s->rcap;
 	s->rbuf = NULL;
 	s->rlen = s->rcap = 0;
+	mux_rasq_remove(m, s);
+	mux_held_update(m, s);
+	mux_budget_release(m);
 	p[len] = '\0';
 	if (m->cb.on_message != NULL)
 		m->cb.on_message(m->arg, id, p, len);
@@ -814,6 +977,10 @@ mux_link_reset(struct mux *m)
 	mux_ctl_clear(m);
 	while ((s = TAILQ_FIRST(&m->winq)) != NULL)
 		mux_winq_remove(m, s);
+	while ((s = TAILQ_FIRST(&m->waitq)) != NULL)
+		mux_waitq_remove(m, s);
+	while ((s = TAILQ_FIRST(&m->rasq)) != NULL)
+		mux_rasq_remove(m, s);
 	for (b = 0; b < nb; b++) {
 		for (s = m->buckets[b]; s != NULL; s = s->hnext) {
 			/* The peer never saw the end of this one: resend it. */
@@ -824,6 +991,7 @@ mux_link_reset(struct mux *m)
 			s->recv_avail = m->lim.window;
 			s->owed = 0;
 			s->rlen = 0;
+			mux_held_update(m, s);
 			if (s->rcap > MUX_KEEP_RBUF) {
 				free(s->rbuf);
 				s->rbuf = NULL;
@@ -832,4 +1000,6 @@ mux_link_reset(struct mux *m)
 			mux_ring_update(m, s);
 		}
 	}
+	if (m->queued_total >= m->lim.budget)
+		m->congested = 1;
 }

@@ -22,6 +22,14 @@
  * Flow control (send side): a stream sends DATA only while it has credit.
  * The scheduler takes one chunk from one stream at a time, round-robin, so
  * a small message waits behind at most one chunk per other busy stream.
+ *
+ * Link budget (no wire change; PROTOCOL.md section 4): lim.budget caps both
+ * what the receive side holds for the whole link (reassembly buffers and
+ * the unconsumed bytes of paused streams) and, as a signal to producers,
+ * what the send side has queued.  Over it, the receiver withholds WINDOW
+ * frames (except for the oldest partial message, so something always
+ * completes), and mux_congested() tells producers to back off until
+ * on_link_drain.
  */
 #ifndef MCPTUN_MUX_H
 #define MCPTUN_MUX_H
@@ -38,6 +46,7 @@ struct mux_limits {
 	uint32_t window;	/* our receive window per stream, bytes (default 4 MiB) */
 	size_t	 max_msg;	/* max reassembled message (default 16 MiB) */
 	uint32_t max_streams;	/* max concurrent streams (default 1024) */
+	size_t	 budget;	/* per-link budget, bytes (default 64 MiB) */
 };
 
 struct mux_callbacks {
@@ -61,6 +70,13 @@ struct mux_callbacks {
 	 * may queue more on any stream.
 	 */
 	void (*on_drain)(void *arg, uint32_t stream);
+	/*
+	 * Optional: the bytes queued on all streams fell below half the
+	 * budget after mux_congested() said 1; producers paused for the link
+	 * may resume.  Called from mux_next_frame (whatever it returns); it
+	 * may queue more on any stream.
+	 */
+	void (*on_link_drain)(void *arg);
 };
 
 /* Low-water mark of queued bytes for on_drain. */
@@ -117,6 +133,16 @@ int mux_send(struct mux *m, uint32_t id, const void *data, size_t len);
 size_t mux_stream_queued(const struct mux *m, uint32_t id);
 /* Bytes queued on all streams and not yet sent. */
 size_t mux_queued_total(const struct mux *m);
+/*
+ * 1 once the bytes queued on all streams reached the budget, until they
+ * fall below half of it: producers should not queue more meanwhile.
+ * on_link_drain fires from the next mux_next_frame call after that (the
+ * link's pings guarantee there is one).  mux_send itself never refuses
+ * for the budget.
+ */
+int mux_congested(const struct mux *m);
+/* Bytes the receive side holds against the budget (for tests, metrics). */
+size_t mux_held(const struct mux *m);
 
 /*
  * Queues a control frame (any type but DATA); control frames are sent

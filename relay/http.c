@@ -1176,9 +1176,10 @@ hc_post(struct hconn *hc)
 	 * slow, so the agent is told to retry.
 	 */
 	queued = tunnel_stream_queued(s->t, s->stream);
-	if (conf->limits.queue_limit > 0 &&
-	    queued + buf_len(&hc->body) > conf->limits.queue_limit) {
-		if (!tunnel_online(s->t)) {
+	if ((conf->limits.queue_limit > 0 &&
+	    queued + buf_len(&hc->body) > conf->limits.queue_limit) ||
+	    tunnel_congested(s->t)) {
+		if (!tunnel_online(s->t) && !tunnel_congested(s->t)) {
 			mcps_kill(s, CLOSE_LIMIT, JRPC_UNAVAILABLE, 503,
 			    MO_LIMITED, "too much was queued while the "
 			    "tunnel's client was offline (queue_limit)");
@@ -1192,7 +1193,7 @@ hc_post(struct hconn *hc)
 			hc_error(hc, 503, id,
 			    JRPC_UNAVAILABLE, MO_LIMITED, "the tunnel is "
 			    "congested: %zu bytes wait for its client "
-			    "(queue_limit); retry shortly", queued);
+			    "(queue_limit, link_budget); retry shortly", queued);
 		}
 		goto out;
 	}

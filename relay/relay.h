@@ -72,6 +72,8 @@ int tunnel_stream_send(struct tunnel *t, uint32_t id, const void *msg,
     size_t len);
 /* Bytes queued on the stream towards the client and not yet sent. */
 size_t tunnel_stream_queued(const struct tunnel *t, uint32_t id);
+/* 1 while the link's queue is over limits.link_budget. */
+int tunnel_congested(const struct tunnel *t);
 /* Receive backpressure: the agent is not reading; resume when it is. */
 void tunnel_stream_pause(struct tunnel *t, uint32_t id);
 void tunnel_stream_resume(struct tunnel *t, uint32_t id);

@@ -234,6 +234,7 @@ relay_limits_defaults(void *base)
 	l->ping_timeout_ms = 10 * SEC;
 	l->resume_grace_ms = 60 * SEC;
 	l->queue_limit = 32 * MIB;
+	l->link_budget = 64 * MIB;
 }
 
 static int
@@ -246,6 +247,10 @@ relay_limits_check(struct conf_ctx *ctx, const struct conf_node *node,
 	if (l->chunk > l->window)
 		r = conf_error(ctx, conf_node_get(node, "chunk"),
 		    "\"chunk\" must not be larger than \"window\"");
+	if (l->link_budget < 2 * l->window)
+		r = conf_error(ctx, conf_node_get(node, "link_budget"),
+		    "\"link_budget\" must be at least twice \"window\", so "
+		    "that one stalled stream cannot hold all of it");
 	if (l->max_body > l->max_message)
 		r = conf_error(ctx, conf_node_get(node, "max_body"),
 		    "\"max_body\" must not be larger than \"max_message\"");
@@ -281,6 +286,8 @@ static const struct conf_entry relay_limits_entries[] = {
 	    "keep sessions this long for a client link to come back"),
 	RANGE("queue_limit", CONF_SIZE, struct relay_limits, queue_limit, 0,
 	    64 * KIB, 16 * GIB, "most bytes queued towards one link"),
+	RANGE("link_budget", CONF_SIZE, struct relay_limits, link_budget, 0,
+	    64 * KIB, 16 * GIB, "most bytes buffered for one link's streams"),
 	END
 };
 

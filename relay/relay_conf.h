@@ -59,6 +59,7 @@ struct relay_limits {
 	uint64_t	 ping_timeout_ms;	/* 10s */
 	uint64_t	 resume_grace_ms;	/* 60s */
 	uint64_t	 queue_limit;		/* 32MiB */
+	uint64_t	 link_budget;		/* 64MiB: per link, see mux.h */
 };
 
 struct relay_http_conf {

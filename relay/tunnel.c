@@ -529,6 +529,7 @@ tunnel_new(const char *name)
 	lim.window = (uint32_t)conf->limits.window;
 	lim.max_msg = conf->limits.max_message;
 	lim.max_streams = (uint32_t)conf->limits.streams_per_link;
+	lim.budget = conf->limits.link_budget;
 	t->mux = mux_new(&lim, &cb, t);
 	u32map_init(&t->streams);
 	t->next_id = 1;
@@ -697,6 +698,12 @@ size_t
 tunnel_stream_queued(const struct tunnel *t, uint32_t id)
 {
 	return mux_stream_queued(t->mux, id);
+}
+
+int
+tunnel_congested(const struct tunnel *t)
+{
+	return mux_congested(t->mux);
 }
 
 void

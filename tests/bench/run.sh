@@ -644,4 +644,5 @@ python3 "$MCPTUN_TOP/tests/bench/table.py" --res "$R" --out "$OUT/results.json" 
     --pg-ref "server-postgres ${PG_VER:-?}" \
     ${README_ARG:+--readme "$README_ARG"} ||
     { echo "bench: table.py failed" >&2; exit 1; }
+sh "$MCPTUN_TOP/tests/bench/link.sh" || say "tests/bench/link.sh failed (the link-only figures)"
 exit 0

@@ -9,7 +9,8 @@
  *
  * Checks, beyond "no crash, no sanitizer report": every frame the mux emits
  * decodes, DATA never exceeds a chunk, mux_queued_total equals the sum over
- * streams, and draining always ends with mux_has_output() false.
+ * streams, the bytes held against the link budget stay in range (and are
+ * 0 without streams), and draining always ends with mux_has_output() false.
  *
  * Build: clang -fsanitize=fuzzer,address,undefined (see the Makefile's
  * fuzz rule).
@@ -27,6 +28,7 @@
 #define FZ_WINDOW	256
 #define FZ_MAX_MSG	1024
 #define FZ_STREAMS	8
+#define FZ_BUDGET	(2 * FZ_WINDOW)	/* the link budget bites too */
 #define FZ_IDS		6	/* stream ids 0..5: 0 and unknown ones too */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -113,6 +115,11 @@ fz_check(struct fz *z)
 	z->sum = 0;
 	mux_foreach_stream(z->m, fz_sum_one, z);
 	if (z->sum != mux_queued_total(z->m))
+		abort();
+	/* What the receive side holds: partial messages and paused credit. */
+	if (mux_held(z->m) > (size_t)FZ_STREAMS * (FZ_MAX_MSG + FZ_WINDOW))
+		abort();
+	if (mux_stream_count(z->m) == 0 && mux_held(z->m) != 0)
 		abort();
 }
 
@@ -252,6 +259,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lim.window = FZ_WINDOW;
 	lim.max_msg = FZ_MAX_MSG;
 	lim.max_streams = FZ_STREAMS;
+	lim.budget = FZ_BUDGET;
 	z.m = mux_new(&lim, &cb, &z);
 	z.cap = mux_frame_cap(z.m);
 	if ((z.frame = malloc(z.cap)) == NULL)

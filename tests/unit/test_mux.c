@@ -884,6 +884,263 @@ test_foreach(void **state)
 	peer_free(&a);
 }
 
+/* --- link budget ------------------------------------------------------ */
+
+#define B_WIN	65536
+#define B_CHUNK	4096
+
+static void
+budget_limits(struct mux_limits *lim, size_t budget)
+{
+	mux_limits_default(lim);
+	lim->chunk = B_CHUNK;
+	lim->window = B_WIN;
+	lim->budget = budget;
+}
+
+/* Messages b got on stream. */
+static size_t
+msgs_on(const struct peer *p, uint32_t stream)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < p->nev; i++)
+		if (p->ev[i].is_msg && p->ev[i].stream == stream)
+			n++;
+	return n;
+}
+
+/*
+ * Eight streams each send a message of four windows at once.  Returns the
+ * most the receiver held at any time; every message must arrive intact.
+ */
+static size_t
+budget_run(size_t budget)
+{
+	struct mux_limits lim;
+	struct peer a, b;
+	size_t len = 4 * B_WIN, max = 0, i;
+	uint8_t *msg[8];
+	uint32_t id;
+	int moved;
+
+	budget_limits(&lim, budget);
+	pair_init(&a, &b, &lim, &lim, 0);
+	for (id = 1; id <= 8; id++) {
+		assert_int_equal(mux_stream_add(a.m, id), 0);
+		assert_int_equal(mux_stream_add(b.m, id), 0);
+		msg[id - 1] = pattern(len, id);
+		assert_int_equal(mux_send(a.m, id, msg[id - 1], len), 0);
+	}
+	do {
+		moved = xfer(&a, &b, NULL);
+		if (mux_held(b.m) > max)
+			max = mux_held(b.m);
+		moved += xfer(&b, &a, NULL);
+	} while (moved);
+	assert_int_equal(b.nev, 8);
+	for (i = 0; i < 8; i++) {
+		id = b.ev[i].stream;
+		assert_int_equal(b.ev[i].len, len);
+		assert_memory_equal(b.ev[i].data, msg[id - 1], len);
+	}
+	assert_int_equal(mux_held(b.m), 0);
+	for (i = 0; i < 8; i++)
+		free(msg[i]);
+	peer_free(&a);
+	peer_free(&b);
+	return max;
+}
+
+/*
+ * Many streams whose partial messages add up to more than the budget: the
+ * receiver stops granting credit but for the oldest partial message, so
+ * the total it holds stays near the budget (at most one window per stream
+ * beyond it, plus the message that is allowed to finish), and everything
+ * still arrives.  Without a budget round-robin holds nearly all of it.
+ */
+static void
+test_budget_reassembly(void **state)
+{
+	size_t unbounded = budget_run((size_t)1 << 40);
+	size_t bounded = budget_run(2 * B_WIN);
+
+	assert_true(unbounded > 7 * 4 * B_WIN);
+	assert_true(bounded > 2 * B_WIN);	/* it was exercised */
+	assert_true(bounded <= 2 * B_WIN + 8 * B_WIN + 4 * B_WIN);
+	assert_true(bounded < unbounded / 2);
+}
+
+/*
+ * Stalled consumers (paused streams) that fill the budget: a stream of
+ * small messages gets no more credit once its first window is used (the
+ * sender stops with data queued), while a big message still completes
+ * (it is the oldest partial one).  When one consumer reads again, credit
+ * flows; with budget = 2 windows, the one stalled stream left (holding a
+ * window) no longer blocks anybody.
+ */
+static void
+test_budget_stalled(void **state)
+{
+	struct mux_limits lim;
+	struct peer a, b;
+	uint8_t small[B_CHUNK], *big;
+	size_t i, biglen = 4 * B_WIN;
+	uint32_t id;
+
+	budget_limits(&lim, 2 * B_WIN);
+	pair_init(&a, &b, &lim, &lim, 0);
+	for (id = 1; id <= 4; id++) {
+		assert_int_equal(mux_stream_add(a.m, id), 0);
+		assert_int_equal(mux_stream_add(b.m, id), 0);
+	}
+	memset(small, 'x', sizeof(small));
+	/* Streams 1 and 2: consumers that stop reading, a window each. */
+	mux_recv_pause(b.m, 1);
+	mux_recv_pause(b.m, 2);
+	for (i = 0; i < 2 * (B_WIN / B_CHUNK); i++)
+		assert_int_equal(mux_send(a.m, 1 + (uint32_t)(i & 1), small,
+		    sizeof(small)), 0);
+	pump(&a, &b);
+	assert_int_equal(mux_held(b.m), 2 * B_WIN);
+
+	/* Stream 4: 40 small messages, 2.5 windows; only one gets through. */
+	for (i = 0; i < 40; i++)
+		assert_int_equal(mux_send(a.m, 4, small, sizeof(small)), 0);
+	pump(&a, &b);
+	assert_int_equal(msgs_on(&b, 4), B_WIN / B_CHUNK);
+	assert_int_equal(mux_stream_queued(a.m, 4),
+	    (40 - B_WIN / B_CHUNK) * B_CHUNK);
+	assert_false(mux_has_output(a.m));	/* the sender stopped */
+	assert_false(mux_has_output(b.m));	/* no credit granted */
+
+	/* Stream 3: a message of 4 windows still completes. */
+	big = pattern(biglen, 3);
+	assert_int_equal(mux_send(a.m, 3, big, biglen), 0);
+	pump(&a, &b);
+	assert_int_equal(msgs_on(&b, 3), 1);
+	assert_memory_equal(b.ev[b.nev - 1].data, big, biglen);
+	assert_int_equal(msgs_on(&b, 4), B_WIN / B_CHUNK);	/* still held */
+
+	/* Consumer 1 reads again: the withheld credit is released. */
+	mux_recv_resume(b.m, 1);
+	assert_int_equal(mux_held(b.m), B_WIN);
+	pump(&a, &b);
+	assert_int_equal(msgs_on(&b, 4), 40);
+	assert_int_equal(mux_stream_queued(a.m, 4), 0);
+
+	/* Stream 2 is still stalled: 10 more windows pass next to it. */
+	for (i = 0; i < 10 * (B_WIN / B_CHUNK); i++)
+		assert_int_equal(mux_send(a.m, 4, small, sizeof(small)), 0);
+	pump(&a, &b);
+	assert_int_equal(msgs_on(&b, 4), 40 + 10 * (B_WIN / B_CHUNK));
+	assert_int_equal(mux_held(b.m), B_WIN);
+	free(big);
+	peer_free(&a);
+	peer_free(&b);
+}
+
+/* A stalled stream's partial message does not keep the exemption. */
+static void
+test_budget_paused_partial(void **state)
+{
+	struct mux_limits lim;
+	struct peer a, b;
+	uint8_t *m1, *m2;
+	size_t len = 4 * B_WIN;
+
+	budget_limits(&lim, 2 * B_WIN);
+	pair_init(&a, &b, &lim, &lim, 1);
+	assert_int_equal(mux_stream_add(a.m, 2), 0);
+	assert_int_equal(mux_stream_add(b.m, 2), 0);
+	m1 = pattern(len, 1);
+	m2 = pattern(len, 2);
+	/* Stream 1 starts a big message and its consumer stalls mid-way. */
+	assert_int_equal(mux_send(a.m, 1, m1, len), 0);
+	while (mux_held(b.m) < 2 * B_WIN) {
+		assert_int_equal(xfer(&a, &b, NULL), 1);
+		(void)xfer(&b, &a, NULL);
+	}
+	mux_recv_pause(b.m, 1);
+	assert_true(mux_held(b.m) >= 2 * B_WIN);	/* over the budget */
+	/* Stream 2's big message is now the oldest unpaused one. */
+	assert_int_equal(mux_send(a.m, 2, m2, len), 0);
+	pump(&a, &b);
+	assert_int_equal(msgs_on(&b, 2), 1);
+	assert_int_equal(msgs_on(&b, 1), 0);
+	assert_true(mux_stream_queued(a.m, 1) > 0);
+	mux_recv_resume(b.m, 1);
+	pump(&a, &b);
+	assert_int_equal(msgs_on(&b, 1), 1);
+	assert_memory_equal(b.ev[1].data, m1, len);
+	assert_int_equal(mux_held(b.m), 0);
+	free(m1);
+	free(m2);
+	peer_free(&a);
+	peer_free(&b);
+}
+
+static int link_drains;
+
+static void
+on_link_drain_count(void *arg)
+{
+	link_drains++;
+}
+
+/*
+ * Send side: queued bytes over the budget make the mux congested (so
+ * producers back off) until they fall below half of it.
+ */
+static void
+test_budget_congested(void **state)
+{
+	struct mux_limits lim;
+	struct mux_callbacks cb = { .on_link_drain = on_link_drain_count };
+	struct mux *m;
+	size_t cap, len, part = 300 * 1024;
+	uint8_t *msg = calloc(1, part), *out;
+
+	mux_limits_default(&lim);
+	lim.budget = MiB;
+	m = mux_new(&lim, &cb, NULL);
+	cap = mux_frame_cap(m);
+	out = malloc(cap);
+	link_drains = 0;
+	assert_int_equal(mux_stream_add(m, 1), 0);
+	assert_int_equal(mux_stream_add(m, 2), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_int_equal(mux_send(m, 2, msg, part), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_false(mux_congested(m));
+	assert_int_equal(mux_send(m, 2, msg, part), 0);	/* 1.2 MiB */
+	assert_true(mux_congested(m));
+	while (mux_congested(m)) {
+		assert_int_equal(link_drains, 0);
+		assert_true(mux_queued_total(m) >= MiB / 2 - 65536);
+		assert_int_equal(mux_next_frame(m, out, cap, &len), 0);
+	}
+	assert_int_equal(link_drains, 1);
+	assert_true(mux_queued_total(m) < MiB / 2);
+	while (mux_next_frame(m, out, cap, &len) == 0)
+		;
+	assert_int_equal(link_drains, 1);
+
+	/* Removing the streams that filled it ends it too, with no DATA. */
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_int_equal(mux_send(m, 1, msg, part), 0);
+	assert_true(mux_congested(m));
+	mux_stream_remove(m, 1);
+	assert_false(mux_congested(m));
+	assert_int_equal(mux_next_frame(m, out, cap, &len), MT_EAGAIN);
+	assert_int_equal(link_drains, 2);
+	free(msg);
+	free(out);
+	mux_free(m);
+}
+
 int
 main(void)
 {
@@ -909,6 +1166,10 @@ main(void)
 		cmocka_unit_test(test_queued_accounting),
 		cmocka_unit_test(test_reentrant_callbacks),
 		cmocka_unit_test(test_foreach),
+		cmocka_unit_test(test_budget_reassembly),
+		cmocka_unit_test(test_budget_stalled),
+		cmocka_unit_test(test_budget_paused_partial),
+		cmocka_unit_test(test_budget_congested),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

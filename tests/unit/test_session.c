@@ -34,6 +34,7 @@ static char *to_agent[MAXREC];
 static int nto_agent;
 static int link_rc;
 static size_t queued;
+static int congested;
 static int stream_ended;
 static uint16_t end_code;
 static char end_text[256];
@@ -71,6 +72,12 @@ size_t
 link_queued(uint32_t stream)
 {
 	return queued;
+}
+
+int
+link_congested(void)
+{
+	return congested;
 }
 
 void
@@ -259,6 +266,7 @@ reset_records(void)
 	nto_agent = nto_up = 0;
 	link_rc = 0;
 	queued = 0;
+	congested = 0;
 	stream_ended = 0;
 	end_code = 0;
 	end_text[0] = '\0';
@@ -717,6 +725,16 @@ test_backpressure(void **state)
 	queued = 1000;
 	session_drain(s);
 	assert_int_equal(up_resumes, 1);
+
+	/* The whole link over its budget pauses it too, this stream or not. */
+	congested = 1;
+	from_up("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}");
+	assert_int_equal(up_pauses, 2);
+	session_drain(s);		/* the link is still congested */
+	assert_int_equal(up_resumes, 1);
+	congested = 0;
+	session_drain(s);
+	assert_int_equal(up_resumes, 2);
 
 	up_send_rc = MT_EAGAIN;
 	input(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}");
