@@ -1044,7 +1044,7 @@ obuild_event(struct obuild *b, const struct oscan *sc, enum oscan_ev ev,
 			break;
 		b->str_on = 0;
 		room = buf_len(&b->str);
-		if (b->str_cut)
+		if (b->str_cut && room > 0)	/* an empty buf has no data */
 			room = outf8_cut(buf_ptr(&b->str), room);
 		v = ostr(buf_len(&b->str) > 0 ? buf_ptr(&b->str) :
 		    (const uint8_t *)"", room);

@@ -203,8 +203,8 @@ check_scanner(const uint8_t *doc, size_t len, uint8_t ctl)
 	rb = scan(&b, &tb, doc, len, 0x9e3779b9u * (ctl + 1u), budget);
 	if (ra != rb || strcmp(a.err, b.err) != 0)
 		abort();
-	if (buf_len(&ta.ev) != buf_len(&tb.ev) ||
-	    memcmp(buf_ptr(&ta.ev), buf_ptr(&tb.ev), buf_len(&ta.ev)) != 0)
+	if (buf_len(&ta.ev) != buf_len(&tb.ev) || (buf_len(&ta.ev) > 0 &&
+	    memcmp(buf_ptr(&ta.ev), buf_ptr(&tb.ev), buf_len(&ta.ev)) != 0))
 		abort();
 	n = buf_len(&ta.data) < buf_len(&tb.data) ? buf_len(&ta.data) :
 	    buf_len(&tb.data);
@@ -316,7 +316,8 @@ check_answer(const char *reply, size_t len, const uint8_t *doc,
 	json_t *msg, *orig, *id;
 	json_error_t jerr;
 
-	if ((msg = json_loadb(reply, len, 0, &jerr)) == NULL)
+	/* An id may hold \u0000, as the upstream wrote it. */
+	if ((msg = json_loadb(reply, len, JSON_ALLOW_NUL, &jerr)) == NULL)
 		abort();
 	/*
 	 * The answer carries the id the document had, when it parses and
