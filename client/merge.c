@@ -942,7 +942,9 @@ merge_note_offload(struct merge *m, struct member *mb, json_t *content)
  * Resources a tool answer links to (resource_link, embedded resource)
  * belong to the server that answered: resources/read finds it by URI.
  * An offloaded output belongs to the member session that stored it, so
- * its URI is routed only that way (merge_route_uri).
+ * its URI is routed only that way (merge_route_uri), to the member whose
+ * answer linked to it first: another server that echoes the link cannot
+ * draw its reads away.
  */
 static void
 merge_note_links(struct merge *m, struct member *mb, const json_t *result)
@@ -962,9 +964,16 @@ merge_note_links(struct merge *m, struct member *mb, const json_t *result)
 			    json_object_get(it, "resource"), "uri"));
 		if (uri == NULL)
 			continue;
-		json_object_set_new(m->uris, uri, json_string(mb->server));
-		offloaded |= type[0] == 'r' && strcmp(type, "resource_link") ==
-		    0 && merge_is_offload(uri);
+		if (!merge_is_offload(uri))
+			json_object_set_new(m->uris, uri,
+			    json_string(mb->server));
+		else if (strcmp(type, "resource_link") == 0 &&
+		    json_object_get(m->uris, uri) == NULL) {
+			/* The first link is the maker's; echoes do not count. */
+			json_object_set_new(m->uris, uri,
+			    json_string(mb->server));
+			offloaded = 1;
+		}
 	}
 	if (offloaded)
 		merge_note_offload(m, mb, content);
