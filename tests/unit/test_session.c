@@ -1110,7 +1110,12 @@ test_merged(void **state)
 	j = last_to("a");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 	    j, "params"), "uri")), OFFL "?offset=5&length=9");
+	id = json_integer_value(json_object_get(j, "id"));
 	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"contents\":[]}}", (long long)id);
+	mup_says("a", text);
+	assert_non_null(strstr(to_agent[nto_agent - 1], "\"id\":42"));
 	i = (size_t)nto_up;
 	input(s, "{\"jsonrpc\":\"2.0\",\"id\":43,\"method\":"
 	    "\"resources/read\",\"params\":{\"uri\":"
