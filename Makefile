@@ -131,13 +131,14 @@ $(B)/tests/tools/%: tests/tools/%.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -ljansson
 
 # --- fuzzing (clang libFuzzer; a short smoke run is part of make test) ---
-FUZZ_NAMES := frame mux conf jscan
+FUZZ_NAMES := frame mux conf jscan offload
 FUZZ_BINS  := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
 FUZZ_SRCS  := $(PROTO_SRCS) $(COMMON_SRCS) $(RELAY_CONF_SRCS) $(CLIENT_CONF_SRCS)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS) | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -o $@ $< $(FUZZ_SRCS) $(LIBS)
+build/fuzz/fuzz_offload: client/offload.c client/offload.h
 fuzz: $(FUZZ_BINS)
 
 # --- tests --------------------------------------------------------------

@@ -50,6 +50,7 @@
 #include "client/client.h"
 #include "client/client_conf.h"
 #include "client/merge.h"
+#include "client/offload.h"
 #include "common/err.h"
 #include "common/jsonrpc.h"
 #include "common/log.h"
@@ -61,6 +62,7 @@
 #define MERGE_SERVER_NAME	"mcptun-merged"
 #define MERGE_CURSOR_MAX	8192
 #define MERGE_DEFAULT_VERSION	"2025-06-18"
+#define MERGE_NO_RESOURCE	-32002	/* MCP: resource not found */
 
 enum mstate {
 	MB_OPENING = 1,		/* initialize sent, no answer yet */
@@ -962,15 +964,54 @@ merge_add_template(struct merge *m, const char *p, size_t len,
 	    len, "s", server));
 }
 
+/* 1 if uri names an output offloaded by a member (offload.c). */
+static int
+merge_is_offload(const char *uri)
+{
+	return strncmp(uri, OFFLOAD_URI_PREFIX,
+	    strlen(OFFLOAD_URI_PREFIX)) == 0;
+}
+
+/*
+ * An answer that stored an output tells the agent to use mcptun_read &
+ * co.; here those tools carry the server's prefix, so say their names.
+ */
+static void
+merge_note_offload(struct merge *m, struct member *mb, json_t *content)
+{
+	static const char *const tools[] = {
+		"mcptun_read", "mcptun_grep", "mcptun_outputs"
+	};
+	char name[3][MNAME_MAX + 1];
+	const char *x;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		if ((x = mnames_exposed(m->tools, mb->server,
+		    tools[i])) != NULL)
+			snprintf(name[i], sizeof(name[i]), "%s", x);
+		else
+			mname_compose(mb->server, tools[i], 0, name[i]);
+	}
+	json_array_append_new(content, json_pack("{s:s, s:s++++++}", "type",
+	    "text", "text", "On this endpoint these tools are named ",
+	    name[0], ", ", name[1], " and ", name[2], "."));
+}
+
 /*
  * Resources a tool answer links to (resource_link, embedded resource)
  * belong to the server that answered: resources/read finds it by URI.
+ * An offloaded output belongs to the member session that stored it, so
+ * its URI is routed only that way (merge_route_uri), to the member whose
+ * answer linked to it first: another server that echoes the link cannot
+ * draw its reads away.
  */
 static void
 merge_note_links(struct merge *m, struct member *mb, const json_t *result)
 {
-	const json_t *content = json_object_get(result, "content"), *it;
+	json_t *content = json_object_get(result, "content"), *it;
 	const char *uri, *type;
+	int offloaded = 0;
 	size_t i;
 
 	json_array_foreach(content, i, it) {
@@ -981,10 +1022,21 @@ merge_note_links(struct merge *m, struct member *mb, const json_t *result)
 		else if (type != NULL && strcmp(type, "resource") == 0)
 			uri = json_string_value(json_object_get(
 			    json_object_get(it, "resource"), "uri"));
-		if (uri != NULL)
+		if (uri == NULL)
+			continue;
+		if (!merge_is_offload(uri))
 			json_object_set_new(m->uris, uri,
 			    json_string(mb->server));
+		else if (strcmp(type, "resource_link") == 0 &&
+		    json_object_get(m->uris, uri) == NULL) {
+			/* The first link is the maker's; echoes do not count. */
+			json_object_set_new(m->uris, uri,
+			    json_string(mb->server));
+			offloaded = 1;
+		}
 	}
+	if (offloaded)
+		merge_note_offload(m, mb, content);
 }
 
 /* The definition of the fallback tool. */
@@ -1317,7 +1369,11 @@ merge_fanout(struct merge *m, const json_t *id, enum agg_kind kind,
 	agg_part(m, a, NULL, NULL);
 }
 
-/* The member for a resource URI: listed, then templates, then the one. */
+/*
+ * The member for a resource URI: listed, then templates, then the one.
+ * An offloaded output's URI (with or without "?offset=..."), only to the
+ * member whose answer linked to it: NULL if none did in this session.
+ */
 static struct member *
 merge_route_uri(struct merge *m, const char *uri)
 {
@@ -1326,7 +1382,14 @@ merge_route_uri(struct merge *m, const char *uri)
 	const char *best = NULL, *p;
 	size_t i, blen = 0, n = 0;
 	json_t *t;
+	char *base;
 
+	if (server == NULL && merge_is_offload(uri)) {
+		base = xstrndup(uri, strcspn(uri, "?#"));
+		server = json_string_value(json_object_get(m->uris, base));
+		free(base);
+		return server != NULL ? merge_member(m, server) : NULL;
+	}
 	if (server != NULL)
 		return merge_member(m, server);
 	json_array_foreach(m->templates, i, t) {
@@ -1535,7 +1598,15 @@ merge_request(struct merge *m, json_t *msg)
 	    strcmp(method, "resources/subscribe") == 0 ||
 	    strcmp(method, "resources/unsubscribe") == 0) {
 		uri = json_string_value(json_object_get(params, "uri"));
-		if (uri == NULL || (mb = merge_route_uri(m, uri)) == NULL) {
+		if (uri != NULL && merge_is_offload(uri) &&
+		    (mb = merge_route_uri(m, uri)) == NULL) {
+			/* As the member would say: never another's data. */
+			merge_error(m, id, MERGE_NO_RESOURCE, "Resource not "
+			    "found: %.80s", uri);
+			goto out;
+		}
+		if (uri == NULL || (mb == NULL &&
+		    (mb = merge_route_uri(m, uri)) == NULL)) {
 			merge_error(m, id, JRPC_INVALID_PARAMS, "unknown "
 			    "resource %s; list the resources first",
 			    uri != NULL ? uri : "(no uri)");

@@ -918,6 +918,7 @@ obuild_number(const char *p, size_t n)
 {
 	char tok[OSCAN_NUM_MAX + 1], *end;
 	long long ll;
+	json_t *v;
 
 	memcpy(tok, p, n);
 	tok[n] = '\0';
@@ -927,7 +928,11 @@ obuild_number(const char *p, size_t n)
 		if (errno == 0 && *end == '\0')
 			return json_integer(ll);
 	}
-	return json_real(strtod(tok, NULL));
+	/*
+	 * A real out of range (1e999) is infinite, which jansson cannot
+	 * hold: null, as JSON.stringify writes it, rather than no value.
+	 */
+	return (v = json_real(strtod(tok, NULL))) != NULL ? v : json_null();
 }
 
 /* A value starts at slot depth d. */
@@ -1039,7 +1044,7 @@ obuild_event(struct obuild *b, const struct oscan *sc, enum oscan_ev ev,
 			break;
 		b->str_on = 0;
 		room = buf_len(&b->str);
-		if (b->str_cut)
+		if (b->str_cut && room > 0)	/* an empty buf has no data */
 			room = outf8_cut(buf_ptr(&b->str), room);
 		v = ostr(buf_len(&b->str) > 0 ? buf_ptr(&b->str) :
 		    (const uint8_t *)"", room);

@@ -252,6 +252,14 @@ test_scanner_errors(void **state)
 			fail_msg("\"%s\" was accepted", bad[i]);
 		assert_null(v);
 	}
+	/* A real out of range is null (as JSON.stringify), not lost. */
+	v = scan("{\"a\":1e999,\"b\":[-1E400,2]}", 26, 0, 1, &rc);
+	assert_int_equal(rc, 0);
+	assert_true(json_is_null(json_object_get(v, "a")));
+	assert_true(json_is_null(json_array_get(json_object_get(v, "b"), 0)));
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(v,
+	    "b"), 1)), 2);
+	json_decref(v);
 	/* A lone surrogate is not an error: it stands for U+FFFD. */
 	v = scan("\"a\\ud800b\\udc00\"", 16, 0, 1, &rc);
 	assert_int_equal(rc, 0);

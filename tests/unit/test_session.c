@@ -1086,6 +1086,64 @@ test_merged(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "id")),
 	    "call-1");
 	json_decref(j);
+
+	/*
+	 * An offloaded output's link: reads of its URI, with a range, go to
+	 * the member that linked to it first (a server echoing the link does
+	 * not draw them away); an id nobody linked to is not found here.
+	 */
+#define OFFL	"mcptun://offload/0123456789abcdef0123456789abcdef"
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"a_x_y\"}}");
+	j = last_to("a");
+	id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"content\":[{\"type\":\"resource_link\",\"uri\":"
+	    "\"" OFFL "\",\"name\":\"o\"}]}}", (long long)id);
+	mup_says("a", text);
+	j = last_to_agent();
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    json_object_get(json_object_get(j, "result"), "content"), 1),
+	    "text")), "On this endpoint these tools are named a_mcptun_read, "
+	    "a_mcptun_grep and a_mcptun_outputs.");
+	json_decref(j);
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":41,\"method\":\"tools/call\","
+	    "\"params\":{\"name\":\"a_b_d\"}}");
+	j = last_to("a_b");
+	id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"content\":[{\"type\":\"resource_link\",\"uri\":"
+	    "\"" OFFL "\",\"name\":\"o\"}]}}", (long long)id);
+	mup_says("a_b", text);
+	j = last_to_agent();		/* an echo: no note */
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j,
+	    "result"), "content")), 1);
+	json_decref(j);
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":"
+	    "\"resources/read\",\"params\":{\"uri\":\"" OFFL
+	    "?offset=5&length=9\"}}");
+	assert_string_equal(to_up_srv[nto_up - 1], "a");
+	j = last_to("a");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    j, "params"), "uri")), OFFL "?offset=5&length=9");
+	id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"jsonrpc\":\"2.0\",\"id\":%lld,"
+	    "\"result\":{\"contents\":[]}}", (long long)id);
+	mup_says("a", text);
+	assert_non_null(strstr(to_agent[nto_agent - 1], "\"id\":42"));
+	i = (size_t)nto_up;
+	input(s, "{\"jsonrpc\":\"2.0\",\"id\":43,\"method\":"
+	    "\"resources/read\",\"params\":{\"uri\":"
+	    "\"mcptun://offload/ffffffffffffffffffffffffffffffff\"}}");
+	assert_int_equal(nto_up, (int)i);
+	assert_non_null(strstr(to_agent[nto_agent - 1], "\"id\":43"));
+	assert_non_null(strstr(to_agent[nto_agent - 1], "-32002"));
+	assert_non_null(strstr(to_agent[nto_agent - 1], "Resource not found"));
+#undef OFFL
+
 	/* The filter of a_b still holds through the merge. */
 	input(s, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\","
 	    "\"params\":{\"name\":\"a_b_secret\"}}");
