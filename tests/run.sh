@@ -64,7 +64,7 @@ for t in "$top"/build/fuzz/fuzz_*; do
 	seeds="$top/tests/fuzz/seeds_$n"
 	[ -d "$seeds" ] || seeds=""
 	if timeout $((FUZZ_SECONDS + 60)) "$t" -max_total_time="$FUZZ_SECONDS" \
-	    -rss_limit_mb=2048 -artifact_prefix="$logdir/" "$corpus" $seeds \
+	    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$logdir/" "$corpus" $seeds \
 	    >"$logdir/fuzz_$n.log" 2>&1; then
 		pass=$((pass + 1))
 		echo "ok - $name ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$logdir/fuzz_$n.log" | sed 's/.*: //' || echo ?) runs)"

@@ -69,9 +69,12 @@ echo "# stress: $out"
 expect_eq "$NSHORT short sessions and 3x3 4 MiB transfers, byte-exact" 0 "$rc"
 expect_match "every short echo matched" "\"short_ok\":$NSHORT,\"short_bad\":0" "$out"
 expect_match "every 4 MiB blob matched" '"large_ok":9,"large_bad":0' "$out"
-# (pgrep -x matches the process name, not this shell's command line.)
+# Only this client's children count: other runs on the machine may have
+# echo_upstream processes of their own.  (pgrep -x matches the process
+# name, not this shell's command line.)
+CPID=$(pid_of client)
 check "every upstream process was reaped" sh -c \
-    "sleep 3; ! pgrep -x echo_upstream >/dev/null || { sleep 5; ! pgrep -x echo_upstream >/dev/null; }"
+    "sleep 3; ! pgrep -P $CPID -x echo_upstream >/dev/null || { sleep 5; ! pgrep -P $CPID -x echo_upstream >/dev/null; }"
 
 # --- resumption: a dropped link loses no call ------------------------------
 # The agent calls, waits while the link is cut, calls during the gap, and
