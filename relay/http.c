@@ -451,15 +451,19 @@ hc_unpend(struct hconn *hc, enum metrics_outcome o)
 }
 
 /*
- * Delivers the answer to the pending request of hc: as an SSE event that
- * ends the stream, or as an application/json body.
+ * Delivers the answer to the pending request of hc: as the SSE event that
+ * ends the stream when one has begun (a progress notification, a server
+ * request or a keep-alive went first), else as an application/json body.
+ * An agent that accepts both gets JSON for a plain answer: the spec lets
+ * the server choose, and JSON spares the agent an event-stream parser per
+ * call (the SDK client's SSE path costs it more than the whole tunnel).
  */
 static void
 hc_answer(struct hconn *hc, const void *msg, size_t len, const json_t *j,
     enum metrics_outcome o)
 {
 	hc_unpend(hc, o);
-	if (hc->want_sse) {
+	if (hc->hdrs_ready) {
 		hc_sse_event(hc, msg, len, j);
 		hc_sse_end(hc);
 		hc->outcome = o;

@@ -348,11 +348,6 @@ if [ -z "$MCPTUN_NA" ]; then
 	sleep 1
 	rss relay=$RELAY_PID client=$CLIENT_PID >"$R/mcptun_mem_idle.json"
 	http_loads mcptun "$MCPTUN_URL" "$AGENT_TOKEN"
-	# The relay's answers are SSE whenever the agent accepts it; how the
-	# same path does with an agent that accepts only JSON (a diagnosis).
-	gen mcptun_cjson_lat 120 "$MCPLOAD" --url "$MCPTUN_URL" --token "$AGENT_TOKEN" \
-	    --ca "$CERTS/ca.crt" --accept application/json --mode lat --calls "$CALLS" \
-	    --warmup 200 --seconds "$LAT_S"
 	hold_sessions mcptun "$CLIENT_PID" relay=$RELAY_PID client=$CLIENT_PID -- \
 	    --url "$MCPTUN_URL" --token "$AGENT_TOKEN" --ca "$CERTS/ca.crt"
 	wait_children "$CLIENT_PID"

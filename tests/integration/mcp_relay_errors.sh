@@ -147,6 +147,22 @@ expect_match "raw initialize: a 128-bit session id" '^[0-9a-f]{32}$' "$SID"
 out=$(r --mcp --token "$AGENT_TOKEN" -H "Mcp-Session-Id: $SID" \
     -H "Accept: application/json" -d "$LIST" "$EP")
 expect_match "the session answers tools/list" '"tools":\[' "$(body_of "$out")"
+# An agent that accepts both gets JSON for a plain answer, and an event
+# stream when something goes before the answer (here progress).
+ECHO='{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"plain"}}}'
+out=$(r --mcp --token "$AGENT_TOKEN" -H "Mcp-Session-Id: $SID" -d "$ECHO" "$EP")
+expect_match "accepting both: a plain answer is application/json" \
+    '^content-type: application/json' "$out"
+expect_match "accepting both: the JSON body is the answer" \
+    '^\{.*"id":3.*' "$(body_of "$out" | grep plain)"
+LONG='{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1,"steps":2},"_meta":{"progressToken":"p4"}}}'
+out=$(r --mcp --token "$AGENT_TOKEN" -H "Mcp-Session-Id: $SID" -d "$LONG" "$EP")
+expect_match "accepting both: progress first makes it an event stream" \
+    '^content-type: text/event-stream' "$out"
+expect_match "accepting both: the progress event, then the answer" \
+    'notifications/progress.*"progressToken":"p4".*' "$(body_of "$out" | tr '\n' ' ')"
+expect_match "accepting both: the stream ends with the answer" \
+    '^data: .*"id":4' "$(body_of "$out" | grep '^data: ' | tail -n 1)"
 out=$(r --mcp --token "$AGENT_TOKEN" -H "Mcp-Session-Id: $SID" \
     -d "$LIST" "$BASE/mcp/acme")
 expect_error "the session on another endpoint" 404 -32005 "$out"
