@@ -1299,7 +1299,7 @@ hc_infra(struct hconn *hc)
 	buf_init(&b, 0);
 	r = metrics_render(&b, st.links_up, nsessions, st.streams,
 	    st.bytes_to_client, st.bytes_from_client, st.link_accepts,
-	    st.link_rejects);
+	    st.link_rejects, st.early_closes);
 	if (r != 0)
 		hc_error(hc, 500, NULL, JRPC_INTERNAL_ERROR, MO_UNAVAILABLE,
 		    "cannot render metrics: %s", mt_strerror(r));

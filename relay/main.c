@@ -321,7 +321,31 @@ static int
 tunnel_port_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
     void *user, void *in, size_t len)
 {
+	char *peer;
+
 	switch (reason) {
+	/*
+	 * Each connection carries its peer's address (opaque user data)
+	 * until its request shows up; one that ends first has failed the
+	 * TLS handshake or never spoke (tunnel_note_early_close).
+	 */
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		peer = xcalloc(1, 64);
+		lws_get_peer_simple(wsi, peer, 64);
+		lws_set_opaque_user_data(wsi, peer);
+		break;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if ((peer = lws_get_opaque_user_data(wsi)) != NULL) {
+			lws_set_opaque_user_data(wsi, NULL);
+			tunnel_note_early_close(peer);
+			free(peer);
+		}
+		return 0;
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		free(lws_get_opaque_user_data(wsi));
+		lws_set_opaque_user_data(wsi, NULL);
+		break;
 	case LWS_CALLBACK_HTTP:
 		if (lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND,
 		    "this port serves only tunnel links (wss /tunnel)"))

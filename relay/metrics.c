@@ -106,7 +106,7 @@ put(struct buf *out, const char *fmt, ...)
 int
 metrics_render(struct buf *out, uint64_t tunnels_connected, uint64_t sessions,
     uint64_t streams, uint64_t bytes_to_tunnels, uint64_t bytes_from_tunnels,
-    uint64_t link_accepts, uint64_t link_rejects)
+    uint64_t link_accepts, uint64_t link_rejects, uint64_t early_closes)
 {
 	uint64_t cum = 0;
 	size_t i;
@@ -128,6 +128,11 @@ metrics_render(struct buf *out, uint64_t tunnels_connected, uint64_t sessions,
 	P("# HELP mcptun_link_rejects_total Tunnel links refused.\n");
 	P("# TYPE mcptun_link_rejects_total counter\n");
 	P("mcptun_link_rejects_total %" PRIu64 "\n", link_rejects);
+	P("# HELP mcptun_tunnel_port_early_closes_total Connections to the "
+	    "tunnel listener that ended before a request (failed TLS "
+	    "handshakes, TCP probes).\n");
+	P("# TYPE mcptun_tunnel_port_early_closes_total counter\n");
+	P("mcptun_tunnel_port_early_closes_total %" PRIu64 "\n", early_closes);
 
 	P("# HELP mcptun_requests_total Agent HTTP requests by outcome.\n");
 	P("# TYPE mcptun_requests_total counter\n");

@@ -51,7 +51,7 @@ const char *metrics_outcome_name(enum metrics_outcome o);
 int	metrics_render(struct buf *out, uint64_t tunnels_connected,
 	    uint64_t sessions, uint64_t streams, uint64_t bytes_to_tunnels,
 	    uint64_t bytes_from_tunnels, uint64_t link_accepts,
-	    uint64_t link_rejects);
+	    uint64_t link_rejects, uint64_t early_closes);
 
 /* Clears every counter (unit tests). */
 void	metrics_reset(void);

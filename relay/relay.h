@@ -89,8 +89,14 @@ struct tunnel_stats {
 	uint64_t bytes_from_client;
 	uint64_t link_accepts;
 	uint64_t link_rejects;
+	uint64_t early_closes;	/* tunnel port: ended before a request */
 };
 void tunnel_get_stats(struct tunnel_stats *st);
+/*
+ * A connection to the tunnel listener from peer ended before its HTTP
+ * request: counted, and logged at most once a minute (main.c).
+ */
+void tunnel_note_early_close(const char *peer);
 
 /* The lws protocol callback for "mcptun.1" (tunnel.c). */
 int tunnel_callback(struct lws *wsi, int reason, void *user, void *in,

@@ -15,6 +15,7 @@
  */
 #include <libwebsockets.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,38 @@ tunnel_get_stats(struct tunnel_stats *st)
 		stats.streams += t->streams.count;
 	}
 	*st = stats;
+}
+
+/*
+ * With tls.client_ca a refused client certificate fails the handshake
+ * inside lws' mbedTLS glue, which tells no callback; nor does a client
+ * that does not trust the relay's certificate.  All the relay sees is a
+ * connection that ends before its request, which a TCP probe also is:
+ * so one line at most every EARLY_CLOSE_LOG_MS, with the count.
+ */
+#define EARLY_CLOSE_LOG_MS	60000
+
+void
+tunnel_note_early_close(const char *peer)
+{
+	static uint64_t last_ms, unlogged;
+	uint64_t now = now_ms();
+	char more[64] = "";
+
+	stats.early_closes++;
+	unlogged++;
+	if (last_ms != 0 && now - last_ms < EARLY_CLOSE_LOG_MS)
+		return;
+	if (unlogged > 1)
+		snprintf(more, sizeof(more), " (%" PRIu64 " such since the "
+		    "last line)", unlogged);
+	log_warnx("tunnel port: a connection from %s ended before its "
+	    "request%s: a failed TLS handshake (%sthe client does not trust "
+	    "this relay's certificate) or a TCP probe", peer, more,
+	    link_need_cert ? "no client certificate, one tls.client_ca did "
+	    "not issue, or " : "");
+	last_ms = now;
+	unlogged = 0;
 }
 
 static void

@@ -218,6 +218,26 @@ else
 fi
 expect_eq "both were refused in TLS, before the relay read a request" \
     "$before" "$(relay_lines 'link from')"
+# The relay cannot see why a handshake failed, but it sees the connection
+# end before a request: one line (at most one a minute) and a counter.
+check "relay logs connections that ended in the handshake" grep -q \
+    'tunnel port: a connection from 127.0.0.1 ended before its request.*: a failed TLS handshake (no client certificate, one tls.client_ca did not issue' \
+    "$T/relay.log"
+n=$(relay_lines 'tunnel port: a connection from')
+if [ "$n" -le 2 ]; then
+	ok "that line comes at most once a minute ($n in this test)"
+else
+	not_ok "that line comes at most once a minute" "$n lines"
+fi
+early=$(raw_http --ca "$CERTS/ca.crt" "https://localhost:$PORT/metrics" |
+    sed -n 's/^mcptun_tunnel_port_early_closes_total //p')
+# Eight refused probes above (four per host), then two refused clients:
+# at least ten.
+if [ "${early:-0}" -ge 10 ]; then
+	ok "/metrics counts them ($early)"
+else
+	not_ok "/metrics counts them" "mcptun_tunnel_port_early_closes_total: '${early}'"
+fi
 
 # A tunnel bound to a certificate CN: the right token with another CN.
 client_conf client "$TPORT" lab "$LAB_TOKEN" >"$T/client-lab.yaml"

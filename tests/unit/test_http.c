@@ -321,11 +321,13 @@ test_metrics(void **state)
 	metrics_observe_ms(999999);	/* +Inf only */
 
 	buf_init(&b, 0);
-	assert_int_equal(metrics_render(&b, 2, 5, 7, 11, 13, 17, 19), 0);
+	assert_int_equal(metrics_render(&b, 2, 5, 7, 11, 13, 17, 19, 23), 0);
 	text = (char *)buf_take(&b, &len);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "\nmcptun_tunnels_connected 2\n"));
 	assert_non_null(strstr(text, "\nmcptun_sessions 5\n"));
+	assert_non_null(strstr(text,
+	    "\nmcptun_tunnel_port_early_closes_total 23\n"));
 	assert_non_null(strstr(text,
 	    "\nmcptun_requests_total{outcome=\"ok\"} 2\n"));
 	assert_non_null(strstr(text,
