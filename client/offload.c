@@ -637,18 +637,6 @@ oscan_key_start(struct oscan *sc)
 	sc->state = OS_STR;
 }
 
-static int
-oscan_hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Scans n more bytes.  Returns 0, or MT_EMALFORMED (see sc->err). */
 static int
 oscan_feed(struct oscan *sc, const uint8_t *p, size_t n)
@@ -704,7 +692,7 @@ oscan_feed(struct oscan *sc, const uint8_t *p, size_t n)
 			sc->state = OS_STR;
 			continue;
 		case OS_UHEX:
-			if ((v = oscan_hexval(c)) < 0) {
+			if ((v = hex_digit(c)) < 0) {
 				oscan_fail(sc, sc->pos + i, "bad \\u escape");
 				continue;
 			}

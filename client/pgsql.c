@@ -10,6 +10,7 @@
 #include "client/pgsql.h"
 #include "client/client_conf.h"
 #include "common/err.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 
 #include <ctype.h>
@@ -390,18 +391,6 @@ pgsql_json_string(const char *s, size_t len)
 	return j;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 uint8_t *
 pgsql_bytea_decode(const char *text, size_t len, size_t *outlen)
 {
@@ -412,8 +401,8 @@ pgsql_bytea_decode(const char *text, size_t len, size_t *outlen)
 	out = xmalloc(len + 1);
 	if (len >= 2 && text[0] == '\\' && text[1] == 'x') {
 		for (i = 2; i < len; i += 2) {
-			if (i + 1 >= len || (hi = hexval(text[i])) < 0 ||
-			    (lo = hexval(text[i + 1])) < 0)
+			if (i + 1 >= len || (hi = hex_digit(text[i])) < 0 ||
+			    (lo = hex_digit(text[i + 1])) < 0)
 				goto bad;
 			out[n++] = (uint8_t)(hi << 4 | lo);
 		}
@@ -1264,7 +1253,7 @@ uri_decode(const char *s, size_t n)
 		}
 		if (i + 2 >= n)
 			goto bad;
-		if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0 ||
+		if ((hi = hex_digit(s[i + 1])) < 0 || (lo = hex_digit(s[i + 2])) < 0 ||
 		    (hi == 0 && lo == 0))
 			goto bad;
 		out[k++] = (char)(hi << 4 | lo);

@@ -17,6 +17,7 @@
  * collision costs a jansson parse, never a wrong answer.
  */
 #include "common/jscan.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,18 +49,6 @@ is_digit(uint8_t c)
 	return c >= '0' && c <= '9';
 }
 
-static int
-hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The 4 hex digits at p (which has at least 4 bytes), or -1. */
 static int32_t
 hex4(const uint8_t *p)
@@ -68,7 +57,7 @@ hex4(const uint8_t *p)
 	int i, h;
 
 	for (i = 0; i < 4; i++) {
-		if ((h = hexval(p[i])) < 0)
+		if ((h = hex_digit(p[i])) < 0)
 			return -1;
 		v = v << 4 | h;
 	}

@@ -133,8 +133,8 @@ hex_encode(const void *src, size_t n, char *dst)
 	dst[2 * n] = '\0';
 }
 
-static int
-util_hexval(char c)
+int
+hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -155,11 +155,11 @@ hex_decode(const char *hex, uint8_t *dst, size_t n)
 		return MT_EINVAL;
 	/* Validate everything first so that dst is untouched on error. */
 	for (i = 0; i < 2 * n; i++)
-		if (util_hexval(hex[i]) < 0)
+		if (hex_digit((unsigned char)hex[i]) < 0)
 			return MT_EINVAL;
 	for (i = 0; i < n; i++) {
-		hi = util_hexval(hex[2 * i]);
-		lo = util_hexval(hex[2 * i + 1]);
+		hi = hex_digit((unsigned char)hex[2 * i]);
+		lo = hex_digit((unsigned char)hex[2 * i + 1]);
 		dst[i] = (uint8_t)((hi << 4) | lo);
 	}
 	return 0;

@@ -37,6 +37,8 @@ uint64_t now_wall_ms(void);
  * which must hold 2*n + 1 bytes.
  */
 void hex_encode(const void *src, size_t n, char *dst);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(int c);
 /*
  * Decodes exactly 2*n hex digits (either case) from hex into n bytes at
  * dst.  hex must be exactly 2*n characters long (NUL-terminated).

@@ -187,7 +187,7 @@ h_stop(void)
 }
 
 static int64_t
-now_ms(void)
+test_now_ms(void)
 {
 	struct timespec ts;
 
@@ -199,9 +199,9 @@ now_ms(void)
 static void
 h_run(int ms)
 {
-	int64_t end = now_ms() + ms;
+	int64_t end = test_now_ms() + ms;
 
-	while (now_ms() < end)
+	while (test_now_ms() < end)
 		lws_service(H.ctx, 0);
 }
 
@@ -209,7 +209,7 @@ h_run(int ms)
 static json_t *
 h_wait(json_int_t id, int ms)
 {
-	int64_t end = now_ms() + ms;
+	int64_t end = test_now_ms() + ms;
 	json_t *m;
 	size_t i;
 
@@ -222,7 +222,7 @@ h_wait(json_int_t id, int ms)
 				return m;
 			}
 		}
-		if (now_ms() > end)
+		if (test_now_ms() > end)
 			fail_msg("no answer to request %lld within %d ms",
 			    (long long)id, ms);
 		lws_service(H.ctx, 0);
