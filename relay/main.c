@@ -543,6 +543,15 @@ main(int argc, char **argv)
 	/* Bigger service buffer: fewer, larger writes for big answers. */
 	info.pt_serv_buf_size = 64 * 1024;
 	info.timeout_secs = 20;
+	/*
+	 * How long an idle agent connection stays open between requests.
+	 * lws' default, 5 s, is barely above Node's fetch (4 s): an agent
+	 * whose event loop runs late sends its next POST on a connection the
+	 * relay is closing and gets "other side closed" (seen under load in
+	 * tests/integration/streams.sh).  Idle clients close first when the
+	 * server waits longer than they do (nginx 75 s, cloud balancers 60 s).
+	 */
+	info.keepalive_timeout = 65;
 	info.ka_time = 60;
 	info.ka_probes = 3;
 	info.ka_interval = 10;

@@ -202,6 +202,40 @@ expect_match "/metrics: 413s counted" \
 expect_match "/metrics: a duration histogram" \
     '^mcptun_request_duration_seconds_count [1-9]' "$out"
 
+# An idle keep-alive connection outlives the agent's own idle timer (Node's
+# fetch keeps one 4 s): a second request after 6 s idle is answered on it.
+out=$(python3 - "$PORT" "$CERTS/ca.crt" <<'PY'
+import socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+req = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+def answer(t):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = t.recv(4096)
+        if not chunk:
+            return "closed"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+         if l.lower().startswith(b"content-length:")][0]
+    while len(body) < n:
+        chunk = t.recv(4096)
+        if not chunk:
+            return "closed"
+        body += chunk
+    return head.split(b"\r\n")[0].decode()
+with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with ctx.wrap_socket(s, server_hostname="localhost") as t:
+        for i in range(2):
+            if i:
+                time.sleep(6)
+            t.sendall(req)
+            print("answer %d: %s" % (i + 1, answer(t)))
+PY
+2>&1)
+expect_match "an idle agent connection is kept over 6 s" 'answer 2: HTTP/1.1 200' "$out"
+
 # --- and the relay still serves ----------------------------------------------------
 out=$(agent --url "$EP" --token "$AGENT_TOKEN" --ca "$CERTS/ca.crt" "$SCRIPT" 2>&1)
 expect_match "SDK agent still works after the bad requests" \
