@@ -67,24 +67,39 @@ const stats = { short_ok: 0, short_bad: 0, large_ok: 0, large_bad: 0, retries: 0
 
 // A short session whose HTTP connection fails outright (fetch throws, no
 // answer at all) is tried once more and counted in "retries"; a wrong
-// answer or an HTTP error is never retried.
+// answer or an HTTP error is never retried.  Each session is counted once,
+// after its answer, and closed (DELETE, tried twice) whatever happened, so
+// a retry leaves no session open behind it.
+const fetchFailed = (e) => String(e).startsWith("TypeError: fetch failed");
+const note = (prefix, e) => {
+	if (stats.errors.length < 5) stats.errors.push(prefix + String(e) + (e.cause ? " (" + String(e.cause) + ")" : ""));
+};
+async function closeQuietly(sid) {
+	for (let i = 0; i < 2; i++) {
+		try { await close(sid); return; } catch (e) { if (!fetchFailed(e)) return; }
+	}
+}
 async function shortOne(k, again = true) {
+	let sid = null;
 	try {
-		const sid = await open();
+		sid = await open();
 		const msg = "m" + k + "-" + "x".repeat(k % 200) + "-\u00e9\u4e2d";
 		const t0 = performance.now();
 		const got = await callText(sid, 1, "echo", { message: msg });
 		stats.short_ms.push(performance.now() - t0);
 		if (got === msg) stats.short_ok++; else stats.short_bad++;
-		await close(sid);
 	} catch (e) {
-		if (again && String(e).startsWith("TypeError: fetch failed")) {
+		if (sid !== null) await closeQuietly(sid);
+		if (again && fetchFailed(e)) {
 			stats.retries++;
-			if (stats.errors.length < 5) stats.errors.push("retried: " + String(e) + (e.cause ? " (" + String(e.cause) + ")" : ""));
+			note("retried: ", e);
 			return shortOne(k, false);
 		}
-		stats.short_bad++; if (stats.errors.length < 5) stats.errors.push(String(e) + (e.cause ? " (" + String(e.cause) + ")" : ""));
+		stats.short_bad++;
+		note("", e);
+		return;
 	}
+	await closeQuietly(sid);
 }
 async function largeOne(k) {
 	try {
