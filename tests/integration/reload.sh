@@ -21,48 +21,25 @@
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 require_node "reload: node"
-make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
+tunnel_init
 # A session agent that died must fail a write, not kill this script.
 trap '' PIPE
 
-PORT=$(free_port)
-TOKEN=tun-$(openssl rand -hex 16)
-CLAUDE=agent-$(openssl rand -hex 16)
+CLAUDE=$AGENT_TOKEN
 BOB=agent-$(openssl rand -hex 16)
 CAROL=agent-$(openssl rand -hex 16)
-HASH=$("$RELAY" hash-token "$TOKEN")
-CLAUDE_HASH=$("$RELAY" hash-token "$CLAUDE")
-BOB_HASH=$("$RELAY" hash-token "$BOB")
-CAROL_HASH=$("$RELAY" hash-token "$CAROL")
 
-# relay_yaml WHO: the relay's config with agents claude plus WHO's entries.
+# relay_yaml WHO: the relay's config with agent claude plus bob
+# (acme/everything) or carol, written next to the file and renamed over it.
 relay_yaml() {
-	cat >"$T/relay.yaml.new" <<EOF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $CERTS/server.crt
-  key: $CERTS/server.key
-tunnels:
-  acme:
-    token_sha256: $HASH
-agents:
-  claude:
-    token_sha256: $CLAUDE_HASH
-    allow: ["acme/*"]
-EOF
-	case " $1 " in *" bob "*) cat >>"$T/relay.yaml.new" <<EOF
-  bob:
-    token_sha256: $BOB_HASH
-    allow: ["acme/everything"]
-EOF
-	esac
-	case " $1 " in *" carol "*) cat >>"$T/relay.yaml.new" <<EOF
-  carol:
-    token_sha256: $CAROL_HASH
-    allow: ["acme/*"]
-EOF
+	case $1 in
+	bob) write_relay_conf -o "$T/relay.yaml.new" \
+	    -a bob "$BOB" '["acme/everything"]' ;;
+	carol) write_relay_conf -o "$T/relay.yaml.new" \
+	    -a carol "$CAROL" '["acme/*"]' ;;
 	esac
 	mv "$T/relay.yaml.new" "$T/relay.yaml"
 }
@@ -100,11 +77,6 @@ EXTRA=0 DOOMED=1 OPS_DENY='[]' OPS_FOO=one MINI2=0 BROKEN=0
 client_yaml() {
 	{
 		cat <<EOF
-relay:
-  url: wss://localhost:$PORT/tunnel
-  tunnel: acme
-  token: $TOKEN
-  ca_file: $CERTS/ca.crt
 audit_log: $T/audit.jsonl
 limits:
   request_timeout: 60s
@@ -140,7 +112,7 @@ EOF
   broken:
     comand: nothing
 EOF
-	} >"$T/client.yaml.new"
+	} | write_client_conf -o "$T/client.yaml.new"
 	mv "$T/client.yaml.new" "$T/client.yaml"
 }
 
@@ -190,16 +162,7 @@ sess_end() {
 
 relay_yaml "bob"
 client_yaml
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10 || not_ok "relay listens"
-start_bg client "$CLIENT" -c "$T/client.yaml"
-if wait_log "$T/relay.log" 'tunnel acme: link up' 15; then
-	ok "client links to the relay"
-else
-	not_ok "client links to the relay"
-	finish
-fi
-URL=https://localhost:$PORT/mcp/acme
+start_tunnel
 CPID=$(pid_of client)
 RPID=$(pid_of relay)
 hup_client() {
@@ -426,6 +389,6 @@ sess_end S
 sess_end D
 sess_end L
 sess_end B
-if grep -q "$TOKEN" "$T"/*.log; then not_ok "token never logged"; else ok "token never logged"; fi
+tokens_unlogged "token never logged" "$TOKEN"
 san_check_logs
 finish
