@@ -386,12 +386,14 @@ out=$(via_relay api '[{"op":"callTool","name":"echo","args":{"message":"still fi
 expect_match "the good upstream is unaffected" 'Echo: still fine' "$out"
 
 # --- upstream stopped mid-session, then restarted ----------------------------
-# Step 4 leaves time for the restart, however slow the machine.
-pause_ms=$(awk -v k="$TSCALE" 'BEGIN { printf "%d", 10000 * k }')
+# The session waits for this script's go-ahead files, not for guessed
+# sleeps: "while down" is sent once the upstream is dead, "after restart"
+# once the new one listens, however slow the machine.
+wait_ms=$((60000 * TSCALE))
 via_relay api2 '[{"op":"callTool","name":"echo","args":{"message":"before"}},
- {"op":"sleep","ms":2500},
+ {"op":"waitFile","path":"'"$T/ev2.down"'","ms":'"$wait_ms"'},
  {"op":"callTool","name":"echo","args":{"message":"while down"}},
- {"op":"sleep","ms":'"$pause_ms"'},
+ {"op":"waitFile","path":"'"$T/ev2.up"'","ms":'"$wait_ms"'},
  {"op":"callTool","name":"echo","args":{"message":"after restart"}},
  {"op":"callTool","name":"echo","args":{"message":"after the end"}}]' \
     --timeout 60000 >"$T/midsession.out" 2>&1 &
@@ -399,10 +401,12 @@ mid=$!
 via_relay api '[{"op":"sleep","ms":3000},{"op":"callTool","name":"echo","args":{"message":"bystander"}},{"op":"close"}]' \
     >"$T/bystander.out" 2>&1 &
 by=$!
-wait_log "$T/midsession.out" 'Echo: before' 15 || not_ok "the first call of the session"
+wait_log "$T/midsession.out" 'Echo: before' 30 || not_ok "the first call of the session"
 stop_bg ev2 KILL
-wait_log "$T/midsession.out" '"step":3,' 15
+: >"$T/ev2.down"
+wait_log "$T/midsession.out" '"step":3,' 60
 start_everything_http ev2b "$EV2" || not_ok "server-everything (2) restarts"
+: >"$T/ev2.up"
 wait $mid
 wait $by
 out=$(cat "$T/midsession.out")

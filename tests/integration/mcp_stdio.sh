@@ -15,6 +15,9 @@
 
 require_node "mcp_stdio: node"
 tunnel_init
+# The client's request_timeout: short, so the silent server's -32002 comes
+# quickly; scaled, so a slow machine's real servers still initialize.
+RT=$((4 * TSCALE))
 write_relay_conf - <<EOF
 limits:
   request_timeout: 30s
@@ -29,7 +32,7 @@ fi
 write_client_conf <<EOF
 audit_log: $T/audit.jsonl
 limits:
-  request_timeout: 4s
+  request_timeout: ${RT}s
 servers:
   everything:
     command: node
@@ -126,15 +129,19 @@ expect_match "server exiting mid-session: the agent reads why" \
     'server crashy exited with status 3' "$out"
 check "its stderr reaches the log, tagged" \
     wait_log "$T/client.log" '\[crashy/[0-9]+\] crashing now' 5
-out=$(via_relay silent '[{"op":"ping"}]' --timeout 20000 2>&1)
+out=$(via_relay silent '[{"op":"ping"}]' --timeout $(( (RT + 16) * 1000 )) 2>&1)
 expect_match "server that never answers: -32002 after request_timeout" \
-    'server silent did not answer initialize within (4 s|4000 ms)' "$out"
+    "server silent did not answer initialize within ($RT s|${RT}000 ms)" "$out"
 
-# max_sessions: 1 -- a second concurrent session is refused.
-via_relay limited '[{"op":"sleep","ms":3000},{"op":"close"}]' >"$T/hold.out" 2>&1 &
+# max_sessions: 1 -- a second concurrent session is refused.  The first
+# holds its session until this script says so (no guessed sleeps).
+via_relay limited '[{"op":"waitFile","path":"'"$T/hold.done"'","ms":'"$((60000 * TSCALE))"'},{"op":"close"}]' \
+    >"$T/hold.out" 2>&1 &
 holder=$!
-sleep 1.5
+wait_log "$T/hold.out" '^\{"step":0,"op":"connect","result"' 30 ||
+    not_ok "the first session of limited opens"
 out=$(via_relay limited '[{"op":"ping"}]' 2>&1)
+: >"$T/hold.done"
 expect_match "session cap per server" 'limit of 1 sessions' "$out"
 wait $holder
 

@@ -133,7 +133,7 @@ count() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
 sess_start() {
 	mkfifo "$T/$1.in"
 	start_bg "$1" node "$NODE_DIR/session.mjs" --url "$3" --token "$4" \
-	    --ca "$CERTS/ca.crt" --timeout 60000 "$T/$1.in"
+	    --ca "$CERTS/ca.crt" --timeout $((60000 * TSCALE)) "$T/$1.in"
 	eval "exec $2>\"\$T/\$1.in\""
 	echo "$2 0" >"$T/$1.n"
 }
@@ -193,11 +193,13 @@ esac
 out=$(sess S '{"op":"callTool","name":"ops_get-env"}')
 expect_match "ops runs with FOO=one" 'FOO.{0,6}one' "$out"
 
-# Calls started before the reloads, each taking ~8 s: on an unchanged
-# server through the merged session, and on doomed (which goes away).
+# Calls started before the reloads: one of ~8 s on an unchanged server
+# through the merged session, and one on doomed (which goes away) that
+# must outlast the reloads up to doomed's removal, however slow the
+# machine (and under the agent's request timeout, 60 s times TSCALE).
 sess_send S '{"op":"callToolWithProgress","async":true,"label":"long","name":"everything_trigger-long-running-operation","args":{"duration":8,"steps":8}}'
 LONG_N=$STEP_N
-sess_send D '{"op":"callTool","async":true,"name":"trigger-long-running-operation","args":{"duration":30,"steps":5}}'
+sess_send D '{"op":"callTool","async":true,"name":"trigger-long-running-operation","args":{"duration":'"$((50 * TSCALE))"',"steps":5}}'
 DOOMED_N=$STEP_N
 sleep 1
 
@@ -260,7 +262,7 @@ hup_client
 expect_match "one reload line: removed doomed, sessions counted" \
     'reload \(SIGHUP\): added -; removed doomed; tools changed -; settings changed -; [2-9] session\(s\) affected' \
     "$(grep 'reload (' "$T/client.log" | tail -n 1)"
-out=$(sess_wait D "$DOOMED_N" 10)
+out=$(sess_wait D "$DOOMED_N" 30)
 expect_match "removed server: its call ends with -32004 and says why" \
     '"code":-32004,"message":"(MCP error -32004: )?server doomed was removed from the allowlist"' \
     "$out"
