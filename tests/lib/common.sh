@@ -8,6 +8,7 @@
 #   . "$MCPTUN_TOP/tests/lib/certs.sh"     # when it needs certificates
 #   . "$MCPTUN_TOP/tests/lib/node.sh"      # when it needs the MCP SDK
 #   . "$MCPTUN_TOP/tests/lib/pg.sh"        # when it needs PostgreSQL
+#   . "$MCPTUN_TOP/tests/lib/tunnel.sh"    # the standard relay + client
 #   ...
 #   san_check_logs
 #   finish
