@@ -63,22 +63,22 @@ check "every upstream process was reaped" sh -c \
 
 # --- resumption: a dropped link loses no call ------------------------------
 # The agent calls, waits while the link is cut, calls during the gap, and
-# calls again after it is back; all three must be answered.
-cat >"$T/resume.json" <<'EOF'
+# calls again after it is back; all three must be answered.  It goes on
+# when this script says the link is down (no guessed sleeps).
+cat >"$T/resume.json" <<EOF
 [
  {"op": "callTool", "name": "echo", "args": {"message": "before"}, "label": "before"},
- {"op": "sleep", "ms": 1500},
+ {"op": "waitFile", "path": "$T/link.down", "ms": $((60000 * TSCALE))},
  {"op": "callTool", "name": "echo", "args": {"message": "during"}, "label": "during"},
  {"op": "callTool", "name": "echo", "args": {"message": "after"}, "label": "after"}
 ]
 EOF
 via_relay echo "$T/resume.json" --timeout 30000 >"$T/resume.out" 2>"$T/resume.err" &
 apid=$!
-wait_log "$T/client.log" 'stream [0-9]+: agent claude opened server echo' 10 ||
-    sleep 1
-sleep 0.5
+wait_log "$T/resume.out" '"label":"before"' 30 || true
 stop_bg proxy KILL
 check "client sees the link drop" wait_log "$T/client.log" 'link to .* closed' 5
+: >"$T/link.down"
 sleep 2.5	# the "during" call is sent while the link is down
 start_bg proxy2 node "$MCPTUN_TOP/tests/node/tcp-proxy.mjs" "$PPORT" "$PORT"
 wait_port "$PPORT" 10
@@ -93,12 +93,14 @@ check "relay logs the resumed session" \
     wait_log "$T/relay.log" 'link up, .* 1 session\(s\) resumed' 10
 
 # --- a client that shuts down ends its sessions at once (no grace wait) -----
-via_relay echo '[{"op":"callTool","name":"echo","args":{"message":"x"}},{"op":"sleep","ms":2500},{"op":"callTool","name":"echo","args":{"message":"y"}}]' \
+# The second call goes once the client is stopped (no guessed sleeps).
+via_relay echo '[{"op":"callTool","name":"echo","args":{"message":"x"}},{"op":"waitFile","path":"'"$T/client.stopped"'","ms":'"$((60000 * TSCALE))"'},{"op":"callTool","name":"echo","args":{"message":"y"}}]' \
     --timeout 30000 >"$T/shut.out" 2>&1 &
 apid=$!
-sleep 1.5
+wait_log "$T/shut.out" '^\{"step":1,' 30 || true
 stop_bg client
 t0=$(date +%s)
+: >"$T/client.stopped"
 wait $apid
 t1=$(date +%s)
 check "relay ends the sessions of a client that shut down" \
