@@ -9,13 +9,20 @@
 #   fuzz:        build/fuzz/fuzz_* for a few seconds each (smoke)
 #
 # Environment: B (object dir, from make), SAN=1 (sanitizer build),
-# ONLY=glob (run only tests whose name matches), FUZZ_SECONDS.
+# ONLY=glob (run only tests whose name matches), FUZZ_SECONDS, TSCALE
+# (multiplies the integration tests' waits and timeouts: default 1, and 3
+# with SAN=1, whose binaries run several times slower; raise it on a
+# loaded machine, e.g. TSCALE=2 make test).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-build/rel}
 ONLY=${ONLY:-*}
 FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 export B SAN="${SAN:-0}" MCPTUN_TOP="$top"
+if [ -z "${TSCALE:-}" ]; then
+	if [ "$SAN" = 1 ]; then TSCALE=3; else TSCALE=1; fi
+fi
+export TSCALE
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87}"
 export CMOCKA_MESSAGE_OUTPUT=stdout
@@ -75,6 +82,8 @@ for t in "$top"/build/fuzz/fuzz_*; do
 done
 
 # --- integration -------------------------------------------------------
+[ "$TSCALE" = 1 ] ||
+    echo "integration: waits and timeouts scaled by TSCALE=$TSCALE"
 for t in "$top"/tests/integration/*.sh; do
 	[ -f "$t" ] || continue
 	name=integration/$(basename "$t" .sh)

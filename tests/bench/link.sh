@@ -29,6 +29,7 @@
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
+. "$MCPTUN_TOP/tests/bench/lib.sh"
 
 ROUNDS=${LINK_ROUNDS:-3}
 SECS=${LINK_SECONDS:-3}
@@ -52,62 +53,16 @@ cc -O2 -std=c11 -D_GNU_SOURCE -Wall -I "$MCPTUN_TOP" -I "$D/include" -o "$LB" \
     -lpthread -lm || { echo "link bench: cannot build linkbench.c" >&2; exit 1; }
 make_test_ca "$T/pki" >/dev/null || { echo "link bench: cannot make the test CA" >&2; exit 1; }
 
-# Tools from Debian when missing (as root, like run.sh does for openssh).
-need_pkg() {
-	command -v "$1" >/dev/null 2>&1 && return 0
-	[ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
-	say "installing $2 from Debian (apt-get)"
-	{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $2 ||
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $2; }
-	} >>"$T/apt.log" 2>&1
-	command -v "$1" >/dev/null 2>&1
-}
 SSH_NA="" ST_NA=""
-need_pkg ssh "openssh-server openssh-client" && [ -x /usr/sbin/sshd ] ||
-    SSH_NA="openssh-server is not installed"
 need_pkg stunnel4 stunnel4 || ST_NA="stunnel4 is not installed"
 
 SRV_PORT=$(free_port)
 start_bg tcpserve "$LB" tcp-serve "$SRV_PORT"
 wait_port "$SRV_PORT" 10 || { echo "link bench: tcp-serve did not listen" >&2; exit 1; }
 
-if [ -z "$SSH_NA" ]; then
-	SSH_DIR=$T/ssh SSH_PORT=$(free_port) SSH_FWD=$(free_port)
-	mkdir -p "$SSH_DIR" /run/sshd
-	chmod 700 "$SSH_DIR"
-	ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/host_key" </dev/null &&
-	ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/user_key" </dev/null &&
-	cp "$SSH_DIR/user_key.pub" "$SSH_DIR/authorized_keys" &&
-	chmod 600 "$SSH_DIR/authorized_keys" || SSH_NA="ssh-keygen failed"
-	cat >"$SSH_DIR/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $SSH_DIR/host_key
-PidFile $SSH_DIR/sshd.pid
-AuthorizedKeysFile $SSH_DIR/authorized_keys
-PermitRootLogin yes
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-AllowTcpForwarding yes
-GatewayPorts no
-X11Forwarding no
-PrintMotd no
-LogLevel ERROR
-EOF
-fi
-if [ -z "$SSH_NA" ]; then
-	start_bg sshd /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
-	wait_port "$SSH_PORT" 10 || SSH_NA="sshd did not listen"
-fi
-if [ -z "$SSH_NA" ]; then
-	start_bg sshR ssh -N -T -o StrictHostKeyChecking=no \
-	    -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
-	    -o ExitOnForwardFailure=yes -o LogLevel=ERROR -i "$SSH_DIR/user_key" \
-	    -p "$SSH_PORT" -R "127.0.0.1:$SSH_FWD:127.0.0.1:$SRV_PORT" root@127.0.0.1
-	wait_port "$SSH_FWD" 15 || SSH_NA="ssh -R did not forward: $(tail -n 2 "$T/sshR.log" | tr '\n' ' ')"
+SSH_FWD=$(free_port)
+if sshd_start; then
+	ssh_forward sshR "$SSH_FWD:$SRV_PORT" || SSH_NA=$FWD_NA
 fi
 [ -n "$SSH_NA" ] && say "ssh -R: n/a: $SSH_NA"
 

@@ -10,26 +10,12 @@
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 IDLE=${RSS_IDLE:-5}
-make_test_ca "$T/pki" >/dev/null || { echo "rss: no test CA" >&2; exit 1; }
-PORT=$(free_port)
-TOKEN=tun-$(openssl rand -hex 16)
-cat >"$T/relay.yaml" <<CONF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $CERTS/server.crt
-  key: $CERTS/server.key
-tunnels:
-  acme:
-    token_sha256: $("$RELAY" hash-token "$TOKEN")
-CONF
-cat >"$T/plain.yaml" <<CONF
-relay:
-  url: wss://localhost:$PORT/tunnel
-  tunnel: acme
-  token: $TOKEN
-  ca_file: $CERTS/ca.crt
+tunnel_init
+write_relay_conf -A
+write_client_conf -o "$T/plain.yaml" <<CONF
 audit_log: $T/audit.jsonl
 servers:
   files:

@@ -48,6 +48,7 @@
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
 . "$MCPTUN_TOP/tests/lib/pg.sh"
+. "$MCPTUN_TOP/tests/bench/lib.sh"
 
 UPDATE_README=0
 case ${1:-} in
@@ -210,19 +211,7 @@ ln -sfn "$NODE_DIR/node_modules" "$OUT/node_modules"
 BENCHSRV=$ECHO_UP
 SG_JS=$NODE_DIR/node_modules/supergateway/dist/index.js
 SG_VER=$(sed -n 's/^ *"version": "\(.*\)",$/\1/p' "$NODE_DIR/node_modules/supergateway/package.json" | head -n 1)
-SSHD=/usr/sbin/sshd
 SSH_NA=""
-if [ ! -x $SSHD ] || ! command -v ssh >/dev/null 2>&1 ||
-    ! command -v ssh-keygen >/dev/null 2>&1; then
-	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		say "installing openssh-server and openssh-client from Debian (apt-get) for the ssh -R column"
-		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client ||
-		  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client; }
-		} >"$T/apt.log" 2>&1 || SSH_NA="apt-get install openssh-server openssh-client failed"
-	else
-		SSH_NA="openssh-server is not installed (apt-get install openssh-server openssh-client as root)"
-	fi
-fi
 make_test_ca "$T/pki" >/dev/null || { echo "bench: cannot make the test CA" >&2; exit 1; }
 
 # ---- 1. direct -----------------------------------------------------------
@@ -416,45 +405,13 @@ fi
 # sshd is set up when the sg+ssh or the Postgres section runs, and kept
 # until both are done.
 part sgssh || part pg || SSH_NA="not measured (BENCH_PARTS)"
-SSH_DIR=$T/ssh
-SSH_PORT=$(free_port)
 FWD_PORT=$(free_port)
 RAW_PORT=$(free_port)
 RAWFWD_PORT=$(free_port)
 SG2_PORT=$(free_port)
 SGSSH_URL=http://127.0.0.1:$FWD_PORT/mcp
 if [ -z "$SSH_NA" ] && [ -n "$SG_NA" ]; then SSH_NA=$SG_NA; fi
-if [ -z "$SSH_NA" ]; then
-	mkdir -p "$SSH_DIR" /run/sshd
-	chmod 700 "$SSH_DIR"
-	ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/host_key" </dev/null &&
-	ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/user_key" </dev/null &&
-	cp "$SSH_DIR/user_key.pub" "$SSH_DIR/authorized_keys" &&
-	chmod 600 "$SSH_DIR/authorized_keys" || SSH_NA="ssh-keygen failed"
-	cat >"$SSH_DIR/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $SSH_DIR/host_key
-PidFile $SSH_DIR/sshd.pid
-AuthorizedKeysFile $SSH_DIR/authorized_keys
-PermitRootLogin yes
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-AllowTcpForwarding yes
-GatewayPorts no
-X11Forwarding no
-PrintMotd no
-LogLevel ERROR
-EOF
-fi
-if [ -z "$SSH_NA" ]; then
-	start_bg sshd $SSHD -D -e -f "$SSH_DIR/sshd_config"
-	SSHD_PID=$LAST_PID
-	wait_port "$SSH_PORT" 10 || SSH_NA="sshd did not listen: $(tail -n 2 "$T/sshd.log" | tr '\n' ' ')"
-fi
+[ -n "$SSH_NA" ] || sshd_start
 SSHD_NA=$SSH_NA
 if part sgssh; then
 say "supergateway through ssh -R"
@@ -464,13 +421,9 @@ if [ -z "$SSH_NA" ]; then
 	start_sg sg2 "$SG2_PORT" || SSH_NA="the second supergateway did not listen"
 fi
 if [ -z "$SSH_NA" ]; then
-	start_bg sshR ssh -N -T -o StrictHostKeyChecking=no \
-	    -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
-	    -o ExitOnForwardFailure=yes -o LogLevel=ERROR -i "$SSH_DIR/user_key" \
-	    -p "$SSH_PORT" -R "127.0.0.1:$FWD_PORT:127.0.0.1:$SG2_PORT" \
-	    -R "127.0.0.1:$RAWFWD_PORT:127.0.0.1:$RAW_PORT" root@127.0.0.1
+	ssh_forward sshR "$FWD_PORT:$SG2_PORT" "$RAWFWD_PORT:$RAW_PORT" ||
+	    SSH_NA=$FWD_NA
 	SSHC_PID=$LAST_PID
-	wait_port "$FWD_PORT" 15 || SSH_NA="ssh -R did not forward: $(tail -n 3 "$T/sshR.log" | tr '\n' ' ')"
 fi
 if [ -z "$SSH_NA" ]; then
 	sleep 1
@@ -603,12 +556,7 @@ EOF
 		_pgs_na=""
 		start_sg sgpg2 "$PG_SG2PORT" "$PG_REF" || _pgs_na="supergateway did not listen"
 		if [ -z "$_pgs_na" ]; then
-			start_bg sshRpg ssh -N -T -o StrictHostKeyChecking=no \
-			    -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
-			    -o ExitOnForwardFailure=yes -o LogLevel=ERROR \
-			    -i "$SSH_DIR/user_key" -p "$SSH_PORT" \
-			    -R "127.0.0.1:$PG_FWDPORT:127.0.0.1:$PG_SG2PORT" root@127.0.0.1
-			wait_port "$PG_FWDPORT" 15 || _pgs_na="ssh -R did not forward"
+			ssh_forward sshRpg "$PG_FWDPORT:$PG_SG2PORT" || _pgs_na=$FWD_NA
 		fi
 		if [ -z "$_pgs_na" ]; then
 			pg_gens sgssh 1800 --url "http://127.0.0.1:$PG_FWDPORT/mcp"

@@ -11,6 +11,7 @@
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 require_cmd "libpq: readelf" readelf
 require_node "libpq: node"
@@ -26,29 +27,9 @@ else
 	ok "client binary does not link libpq"
 fi
 
-make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
-PORT=$(free_port)
-TOKEN=tun-$(openssl rand -hex 16)
-AGENT_TOKEN=agent-$(openssl rand -hex 16)
-cat >"$T/relay.yaml" <<CONF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $CERTS/server.crt
-  key: $CERTS/server.key
-tunnels:
-  acme:
-    token_sha256: $("$RELAY" hash-token "$TOKEN")
-agents:
-  claude:
-    token_sha256: $("$RELAY" hash-token "$AGENT_TOKEN")
-    allow: ["acme/*"]
-CONF
-cat >"$T/plain.yaml" <<CONF
-relay:
-  url: wss://localhost:$PORT/tunnel
-  tunnel: acme
-  token: $TOKEN
-  ca_file: $CERTS/ca.crt
+tunnel_init
+write_relay_conf
+write_client_conf -o "$T/plain.yaml" <<CONF
 servers:
   files:
     command: cat
@@ -60,18 +41,15 @@ CONF
     dsn: "host=127.0.0.1 port=9 dbname=app user=reader connect_timeout=2"
 CONF
 } >"$T/pg.yaml"
-URL=https://localhost:$PORT/mcp/acme
 ping_db() {
-	agent --url "$URL/db" --token "$AGENT_TOKEN" --ca "$CERTS/ca.crt" \
-	    '[{"op":"ping"},{"op":"listTools"},{"op":"close"}]' 2>&1
+	via_relay db '[{"op":"ping"},{"op":"listTools"},{"op":"close"}]' 2>&1
 }
 
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10 || { not_ok "relay listens"; finish; }
+start_relay
 
 # --- no postgres server: never mapped, also not after a reload ------------
 cp "$T/plain.yaml" "$T/client.yaml"
-start_bg client "$CLIENT" -c "$T/client.yaml"
+start_client
 CPID=$LAST_PID
 check "client links" wait_log "$T/client.log" 'link to .* up' 10
 if mapped "$CPID"; then
@@ -97,7 +75,7 @@ expect_match "... and lists its tools" '"name":"list_tables"' "$out"
 stop_bg client
 
 # --- started with one: mapped from the start ---------------------------------
-start_bg client2 "$CLIENT" -c "$T/pg.yaml"
+start_client client2 "$T/pg.yaml"
 check "client with a postgres server links" \
     wait_log "$T/client2.log" 'link to .* up' 10
 if mapped "$LAST_PID"; then

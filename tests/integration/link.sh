@@ -7,51 +7,30 @@
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
-make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
-PORT=$(free_port)
-TOKEN=tun-$(openssl rand -hex 16)
+tunnel_init
 HASH=$("$RELAY" hash-token "$TOKEN")
-AGENT_HASH=$("$RELAY" hash-token "agent-$(openssl rand -hex 8)")
-OTHER_HASH=$("$RELAY" hash-token "other-$(openssl rand -hex 8)")
 
 expect_match "hash-token prints a SHA-256" '^[0-9a-f]{64}$' "$HASH"
 expect_eq "hash-token reads stdin too" "$HASH" \
     "$(printf '%s\n' "$TOKEN" | "$RELAY" hash-token)"
 
-# relay_conf CERT KEY > file
+# relay_conf CERTNAME FILE: with another tunnel and short liveness limits.
 relay_conf() {
-	cat <<EOF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $1
-  key: $2
-tunnels:
-  acme:
-    token_sha256: $HASH
-  other:
-    token_sha256: $OTHER_HASH
-agents:
-  claude:
-    token_sha256: $AGENT_HASH
-    allow: ["acme/*"]
+	write_relay_conf -o "$2" -c "$1" -t other "other-$(openssl rand -hex 8)" - <<EOF
 limits:
   ping_interval: 1s
   ping_timeout: 1s
   resume_grace: 3s
 EOF
 }
-relay_conf "$CERTS/server.crt" "$CERTS/server.key" >"$T/relay.yaml"
-relay_conf "$CERTS/wrong-host.crt" "$CERTS/wrong-host.key" >"$T/relay-wrong.yaml"
+relay_conf server "$T/relay.yaml"
+relay_conf wrong-host "$T/relay-wrong.yaml"
 
 # client_conf TOKEN CA [URLPORT] > file
 client_conf() {
-	cat <<EOF
-relay:
-  url: wss://localhost:${3:-$PORT}/tunnel
-  tunnel: acme
-  token: $1
-  ca_file: $2
+	write_client_conf -o /dev/stdout -k "$1" -c "$2" -p "${3:-$PORT}" <<EOF
 limits:
   ping_interval: 1s
   ping_timeout: 1s
@@ -84,9 +63,8 @@ check "relay --version" sh -c "'$RELAY' --version | grep -q 'mcptun-relay'"
 check "client --help" sh -c "'$CLIENT' --help | grep -q -- '--check'"
 
 # --- link up, TLS 1.3 ----------------------------------------------------
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10 || not_ok "relay listens"
-start_bg client "$CLIENT" -c "$T/client.yaml"
+start_relay
+start_client
 if wait_log "$T/client.log" 'link to .* up' 10; then
 	ok "client link comes up"
 else

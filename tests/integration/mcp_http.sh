@@ -11,43 +11,23 @@
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 require_node "mcp_http: node"
-make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
-PORT=$(free_port)
+tunnel_init
 EV1=$(free_port)	# server-everything: the comparisons
 EV2=$(free_port)	# server-everything: stopped and restarted
 FAKE=$(free_port)	# misbehaving upstreams
 TLSP=$(free_port)	# TLS front for EV1
 DEAD=$(free_port)	# nothing listens here
-TOKEN=tun-$(openssl rand -hex 16)
-AGENT_TOKEN=agent-$(openssl rand -hex 16)
 SECRET=hdr-$(openssl rand -hex 16)
-HASH=$("$RELAY" hash-token "$TOKEN")
-AGENT_HASH=$("$RELAY" hash-token "$AGENT_TOKEN")
 
-cat >"$T/relay.yaml" <<EOF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $CERTS/server.crt
-  key: $CERTS/server.key
-tunnels:
-  acme:
-    token_sha256: $HASH
-agents:
-  claude:
-    token_sha256: $AGENT_HASH
-    allow: ["acme/*"]
+write_relay_conf - <<EOF
 limits:
   request_timeout: 30s
 EOF
 
-cat >"$T/client.yaml" <<EOF
-relay:
-  url: wss://localhost:$PORT/tunnel
-  tunnel: acme
-  token: $TOKEN
-  ca_file: $CERTS/ca.crt
+write_client_conf <<EOF
 limits:
   request_timeout: 40s
 servers:
@@ -258,27 +238,12 @@ start_bg tlsfront node "$NODE_DIR/https-proxy.mjs" --cert "$CERTS/server.crt" \
 wait_port "$FAKE" 10 || not_ok "fake upstream listens"
 wait_port "$TLSP" 10 || not_ok "TLS front listens"
 
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10 || not_ok "relay listens"
-start_bg client "$CLIENT" -v -c "$T/client.yaml"
-if wait_log "$T/relay.log" 'tunnel acme: link up' 15; then
-	ok "client links to the relay"
-else
-	not_ok "client links to the relay"
-	finish
-fi
-
-URL=https://localhost:$PORT/mcp/acme
-# tunnel SERVER SCRIPT [OPTIONS...]: the agent through the relay
-tunnel() {
-	_tn_srv=$1 _tn_script=$2
-	shift 2
-	agent --url "$URL/$_tn_srv" --token "$AGENT_TOKEN" --ca "$CERTS/ca.crt" \
-	    "$@" "$_tn_script"
-}
+start_relay
+start_client client "$T/client.yaml" -v
+wait_link
 
 # Until the HTTP upstream is linked in, there is nothing to test here.
-out=$(tunnel api '[{"op":"ping"},{"op":"close"}]' 2>&1)
+out=$(via_relay api '[{"op":"ping"},{"op":"close"}]' 2>&1)
 case $out in
 *"server type http not supported yet"*)
 	skip "mcp_http" "this mcptun-client is built without the HTTP upstream"
@@ -286,7 +251,7 @@ case $out in
 esac
 
 # Runs in the background while the rest goes on; checked at the end.
-tunnel late '[{"op":"ping"},{"op":"close"}]' --timeout 60000 \
+via_relay late '[{"op":"ping"},{"op":"close"}]' --timeout 60000 \
     >"$T/late.out" 2>&1 &
 late=$!
 
@@ -310,7 +275,7 @@ if agent --url "http://127.0.0.1:$EV1/mcp" --normalize "$script" \
 else
 	not_ok "direct Streamable HTTP session"; cat "$T/direct.out" "$T/direct.err"
 fi
-if tunnel api "$script" --normalize >"$T/tunnel.out" 2>"$T/tunnel.err"; then
+if via_relay api "$script" --normalize >"$T/tunnel.out" 2>"$T/tunnel.err"; then
 	ok "session through the tunnel to an HTTP upstream"
 else
 	not_ok "session through the tunnel to an HTTP upstream"
@@ -326,16 +291,16 @@ expect_eq "echo came back" 1 \
 expect_match "progress notifications came through" \
     '"op":"callToolWithProgress","result":\{"progress":\[\{"progress":1,' \
     "$(cat "$T/tunnel.out")"
-out=$(tunnel hdr '[{"op":"ping"}]' 2>&1)
+out=$(via_relay hdr '[{"op":"ping"}]' 2>&1)
 expect_match "the upstream gets the configured header and MCP's" \
     'key ok accept application/json, text/event-stream type application/json' "$out"
 check "the session was ended with DELETE" \
     wait_log "$T/ev1.log" 'Received session termination request' 5
 
 # Several calls in flight at once on one session, answered out of order.
-out=$(tunnel api '[{"op":"callToolWithProgress","name":"trigger-long-running-operation","args":{"duration":2,"steps":2},"label":"long"},{"op":"close"}]' 2>&1 &
+out=$(via_relay api '[{"op":"callToolWithProgress","name":"trigger-long-running-operation","args":{"duration":2,"steps":2},"label":"long"},{"op":"close"}]' 2>&1 &
 	sleep 0.3
-	tunnel api '[{"op":"callTool","name":"echo","args":{"message":"fast"}},{"op":"close"}]' 2>&1
+	via_relay api '[{"op":"callTool","name":"echo","args":{"message":"fast"}},{"op":"close"}]' 2>&1
 	wait)
 expect_match "a fast call is not held back by a long one" 'Echo: fast' "$out"
 
@@ -343,12 +308,12 @@ expect_match "a fast call is not held back by a long one" 'Echo: fast' "$out"
 awk 'BEGIN { s = ""; for (i = 0; i < 150000; i++) s = s "x";
     printf "[{\"op\":\"callTool\",\"name\":\"echo\",\"args\":{\"message\":\"%s\"}},{\"op\":\"close\"}]\n", s }' \
     >"$T/big.json"
-tunnel api "$T/big.json" >"$T/big.out" 2>"$T/big.err"
+via_relay api "$T/big.json" >"$T/big.out" 2>"$T/big.err"
 expect_eq "a 150 kB message both ways" 150006 \
     "$(grep -o 'Echo: x*' "$T/big.out" | tr -d '\n' | wc -c)"
 
 # --- a spec-conformant server answering in application/json -----------------
-out=$(tunnel json '[{"op":"listTools"},{"op":"ping"},{"op":"callTool","name":"forget","args":{}},{"op":"ping"},{"op":"ping"}]' 2>&1)
+out=$(via_relay json '[{"op":"listTools"},{"op":"ping"},{"op":"callTool","name":"forget","args":{}},{"op":"ping"},{"op":"ping"}]' 2>&1)
 expect_match "JSON answers, session id and protocol version" \
     '"step":1,"op":"listTools","result":\{"tools":\[\{"name":"forget"' "$out"
 expect_match "notifications get 202, requests their answer" \
@@ -364,7 +329,7 @@ check "the client says the upstream ended the session" \
 # 30 MB of notifications: more than the link queues, so the session pauses
 # the upstream (its connection stops being read) and resumes it as the
 # agent catches up; every notification arrives, in order, then the result.
-tunnel flood '[{"op":"callTool","name":"x","args":{}},{"op":"notifications"},{"op":"close"}]' \
+via_relay flood '[{"op":"callTool","name":"x","args":{}},{"op":"notifications"},{"op":"close"}]' \
     --timeout 60000 >"$T/flood.out" 2>"$T/flood.err"
 out=$(node -e '
 const ls = require("fs").readFileSync(process.argv[1], "utf8").trim()
@@ -386,58 +351,62 @@ else
 fi
 
 # --- TLS to the upstream ---------------------------------------------------
-out=$(tunnel secure '[{"op":"callTool","name":"echo","args":{"message":"over tls"}},{"op":"close"}]' 2>&1)
+out=$(via_relay secure '[{"op":"callTool","name":"echo","args":{"message":"over tls"}},{"op":"close"}]' 2>&1)
 expect_match "https upstream with the test CA" 'Echo: over tls' "$out"
-out=$(tunnel wrongca '[{"op":"ping"}]' 2>&1)
+out=$(via_relay wrongca '[{"op":"ping"}]' 2>&1)
 expect_match "https upstream with the wrong CA is refused, naming the server" \
     'upstream wrongca: cannot reach https://localhost:[0-9]+/mcp' "$out"
-out=$(tunnel systemca '[{"op":"ping"}]' 2>&1)
+out=$(via_relay systemca '[{"op":"ping"}]' 2>&1)
 expect_match "the test CA is not among the system roots" \
     'upstream systemca: cannot reach' "$out"
 
 # --- upstreams that fail ---------------------------------------------------
-out=$(tunnel down '[{"op":"ping"}]' 2>&1)
+out=$(via_relay down '[{"op":"ping"}]' 2>&1)
 expect_match "unreachable upstream: the agent reads why" \
     "upstream down: cannot reach http://127.0.0.1:$DEAD/mcp" "$out"
 start=$(date +%s)
-out=$(tunnel slow '[{"op":"ping"}]' 2>&1)
+out=$(via_relay slow '[{"op":"ping"}]' 2>&1)
 took=$(( $(date +%s) - start ))
 expect_match "slow upstream: -32002 after its timeout" \
     '"code":-32002.*upstream slow: no answer from http://127.0.0.1:[0-9]+/hang within 2000 ms' "$out"
 if [ "$took" -lt 15 ]; then ok "the per-server timeout applies ($took s)"; else not_ok "the per-server timeout applies" "$took s"; fi
-out=$(tunnel e502 '[{"op":"ping"}]' 2>&1)
+out=$(via_relay e502 '[{"op":"ping"}]' 2>&1)
 expect_match "5xx: the status and the server in the error" \
     "upstream e502: HTTP 502 from http://127.0.0.1:$FAKE/502: upstream of the upstream is down" "$out"
-out=$(tunnel garbage '[{"op":"ping"}]' 2>&1)
+out=$(via_relay garbage '[{"op":"ping"}]' 2>&1)
 expect_match "a body that is not JSON" 'upstream garbage: .* answered with invalid JSON' "$out"
-out=$(tunnel notrpc '[{"op":"ping"}]' 2>&1)
+out=$(via_relay notrpc '[{"op":"ping"}]' 2>&1)
 expect_match "JSON that is not JSON-RPC" 'upstream notrpc: .*not a JSON-RPC message' "$out"
-out=$(tunnel html '[{"op":"ping"}]' 2>&1)
+out=$(via_relay html '[{"op":"ping"}]' 2>&1)
 expect_match "a content type that is neither JSON nor SSE" \
     'upstream html: .*content type \\"text/html\\"' "$out"
-out=$(tunnel badsse '[{"op":"ping"}]' 2>&1)
+out=$(via_relay badsse '[{"op":"ping"}]' 2>&1)
 expect_match "an SSE event that is not JSON" 'upstream badsse: .*invalid JSON' "$out"
-out=$(tunnel api '[{"op":"callTool","name":"echo","args":{"message":"still fine"}},{"op":"close"}]' 2>&1)
+out=$(via_relay api '[{"op":"callTool","name":"echo","args":{"message":"still fine"}},{"op":"close"}]' 2>&1)
 expect_match "the good upstream is unaffected" 'Echo: still fine' "$out"
 
 # --- upstream stopped mid-session, then restarted ----------------------------
-# Step 4 leaves time for the restart, however slow the machine.
-pause_ms=$(awk -v k="$TSCALE" 'BEGIN { printf "%d", 10000 * k }')
-tunnel api2 '[{"op":"callTool","name":"echo","args":{"message":"before"}},
- {"op":"sleep","ms":2500},
+# The session waits for this script's go-ahead files, not for guessed
+# sleeps: "while down" is sent once the upstream is dead, "after restart"
+# once the new one listens, however slow the machine.
+wait_ms=$((60000 * TSCALE))
+via_relay api2 '[{"op":"callTool","name":"echo","args":{"message":"before"}},
+ {"op":"waitFile","path":"'"$T/ev2.down"'","ms":'"$wait_ms"'},
  {"op":"callTool","name":"echo","args":{"message":"while down"}},
- {"op":"sleep","ms":'"$pause_ms"'},
+ {"op":"waitFile","path":"'"$T/ev2.up"'","ms":'"$wait_ms"'},
  {"op":"callTool","name":"echo","args":{"message":"after restart"}},
  {"op":"callTool","name":"echo","args":{"message":"after the end"}}]' \
     --timeout 60000 >"$T/midsession.out" 2>&1 &
 mid=$!
-tunnel api '[{"op":"sleep","ms":3000},{"op":"callTool","name":"echo","args":{"message":"bystander"}},{"op":"close"}]' \
+via_relay api '[{"op":"sleep","ms":3000},{"op":"callTool","name":"echo","args":{"message":"bystander"}},{"op":"close"}]' \
     >"$T/bystander.out" 2>&1 &
 by=$!
-wait_log "$T/midsession.out" 'Echo: before' 15 || not_ok "the first call of the session"
+wait_log "$T/midsession.out" 'Echo: before' 30 || not_ok "the first call of the session"
 stop_bg ev2 KILL
-wait_log "$T/midsession.out" '"step":3,' 15
+: >"$T/ev2.down"
+wait_log "$T/midsession.out" '"step":3,' 60
 start_everything_http ev2b "$EV2" || not_ok "server-everything (2) restarts"
+: >"$T/ev2.up"
 wait $mid
 wait $by
 out=$(cat "$T/midsession.out")
@@ -455,7 +424,7 @@ expect_match "after the end, the session stays ended" \
 expect_match "other sessions are unaffected" 'Echo: bystander' "$(cat "$T/bystander.out")"
 check "the client logs why the session ended" \
     grep -q 'upstream api2 ended the session' "$T/client.log"
-out=$(tunnel api2 '[{"op":"callTool","name":"echo","args":{"message":"new session"}},{"op":"close"}]' 2>&1)
+out=$(via_relay api2 '[{"op":"callTool","name":"echo","args":{"message":"new session"}},{"op":"close"}]' 2>&1)
 expect_match "after the restart a new session works" 'Echo: new session' "$out"
 
 wait $late

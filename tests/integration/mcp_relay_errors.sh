@@ -11,53 +11,28 @@
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 require_node "mcp relay errors"
-make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
-PORT=$(free_port)
-TUN_TOKEN=tun-$(openssl rand -hex 16)
-AGENT_TOKEN=agent-$(openssl rand -hex 16)
+tunnel_init
 OTHER_TOKEN=other-$(openssl rand -hex 16)
 LAB_TOKEN=lab-$(openssl rand -hex 16)
 
-cat >"$T/relay.yaml" <<EOF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $CERTS/server.crt
-  key: $CERTS/server.key
-tunnels:
-  acme:
-    token_sha256: $("$RELAY" hash-token "$TUN_TOKEN")
-  lab:
-    token_sha256: $("$RELAY" hash-token "$LAB_TOKEN")
-agents:
-  claude:
-    token_sha256: $("$RELAY" hash-token "$AGENT_TOKEN")
-    allow: ["acme/*", "lab/*"]
-  other:
-    token_sha256: $("$RELAY" hash-token "$OTHER_TOKEN")
-    allow: ["lab/*"]
+write_relay_conf -t lab "$LAB_TOKEN" -A \
+    -a claude "$AGENT_TOKEN" '["acme/*", "lab/*"]' \
+    -a other "$OTHER_TOKEN" '["lab/*"]' - <<EOF
 limits:
   max_body: 64KiB
 http:
   allowed_origins: ["https://app.example"]
 EOF
-cat >"$T/client.yaml" <<EOF
-relay:
-  url: wss://localhost:$PORT/tunnel
-  tunnel: acme
-  token: $TUN_TOKEN
-  ca_file: $CERTS/ca.crt
+write_client_conf <<EOF
 servers:
   everything:
     command: node
     args: ["$EVERYTHING_JS", "stdio"]
 EOF
-
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10 || not_ok "relay listens"
-start_bg client "$CLIENT" -c "$T/client.yaml"
-check "client links" wait_log "$T/relay.log" 'tunnel acme: link up' 15
+start_tunnel "client links"
 
 BASE=https://localhost:$PORT
 EP=$BASE/mcp/acme/everything
@@ -250,11 +225,8 @@ case "$out" in
 	    '"step":1,"op":"ping","result"' "$out" ;;
 esac
 
-leaked=""
-for tok in "$TUN_TOKEN" "$AGENT_TOKEN" "$OTHER_TOKEN" "$LAB_TOKEN"; do
-	grep -q -- "$tok" "$T"/*.log && leaked="$leaked ${tok%%-*}"
-done
-expect_eq "tokens never logged" "" "$leaked"
+tokens_unlogged "tokens never logged" "$TOKEN" "$AGENT_TOKEN" \
+    "$OTHER_TOKEN" "$LAB_TOKEN"
 
 stop_bg client
 stop_bg relay; rc=$?

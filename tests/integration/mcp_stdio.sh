@@ -11,27 +11,14 @@
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 require_node "mcp_stdio: node"
-make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
-PORT=$(free_port)
-TOKEN=tun-$(openssl rand -hex 16)
-AGENT_TOKEN=agent-$(openssl rand -hex 16)
-HASH=$("$RELAY" hash-token "$TOKEN")
-AGENT_HASH=$("$RELAY" hash-token "$AGENT_TOKEN")
-
-cat >"$T/relay.yaml" <<EOF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $CERTS/server.crt
-  key: $CERTS/server.key
-tunnels:
-  acme:
-    token_sha256: $HASH
-agents:
-  claude:
-    token_sha256: $AGENT_HASH
-    allow: ["acme/*"]
+tunnel_init
+# The client's request_timeout: short, so the silent server's -32002 comes
+# quickly; scaled, so a slow machine's real servers still initialize.
+RT=$((4 * TSCALE))
+write_relay_conf - <<EOF
 limits:
   request_timeout: 30s
 EOF
@@ -42,15 +29,10 @@ if /usr/bin/bwrap --ro-bind / / --dev /dev --proc /proc --unshare-all \
 	BWRAP_OK=1
 fi
 
-cat >"$T/client.yaml" <<EOF
-relay:
-  url: wss://localhost:$PORT/tunnel
-  tunnel: acme
-  token: $TOKEN
-  ca_file: $CERTS/ca.crt
+write_client_conf <<EOF
 audit_log: $T/audit.jsonl
 limits:
-  request_timeout: 4s
+  request_timeout: ${RT}s
 servers:
   everything:
     command: node
@@ -85,25 +67,8 @@ if [ $BWRAP_OK = 1 ]; then
 EOF
 fi
 
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10 || not_ok "relay listens"
-start_bg client "$CLIENT" -c "$T/client.yaml"
-if wait_log "$T/relay.log" 'tunnel acme: link up' 15; then
-	ok "client links to the relay"
-else
-	not_ok "client links to the relay"
-	finish
-fi
+start_tunnel
 CLIENT_PID=$(pid_of client)
-
-URL=https://localhost:$PORT/mcp/acme
-# tunnel SERVER SCRIPT [OPTIONS...]: the agent through the relay
-tunnel() {
-	_tn_srv=$1 _tn_script=$2
-	shift 2
-	agent --url "$URL/$_tn_srv" --token "$AGENT_TOKEN" --ca "$CERTS/ca.crt" \
-	    "$@" "$_tn_script"
-}
 
 # --- the same answers as the server reached directly ------------------------
 script='[{"op":"listTools"},
@@ -123,7 +88,7 @@ if agent --stdio "$EVERYTHING_STDIO" --quiet-stderr --normalize "$script" \
 else
 	not_ok "direct stdio session"; cat "$T/direct.out" "$T/direct.err"
 fi
-if tunnel everything "$script" --normalize >"$T/tunnel.out" 2>"$T/tunnel.err"; then
+if via_relay everything "$script" --normalize >"$T/tunnel.out" 2>"$T/tunnel.err"; then
 	ok "session through the tunnel"
 else
 	not_ok "session through the tunnel"; cat "$T/tunnel.out" "$T/tunnel.err"
@@ -137,7 +102,7 @@ expect_eq "echo came back" 1 \
     "$(grep -c 'hello through the tunnel' "$T/tunnel.out")"
 
 # --- tool filters -----------------------------------------------------------
-out=$(tunnel limited '[{"op":"listTools"},{"op":"callTool","name":"echo","args":{"message":"x"}},{"op":"callTool","name":"get-tiny-image","args":{}},{"op":"callTool","name":"get-env","args":{}},{"op":"callTool","name":"trigger-long-running-operation","args":{"duration":1,"steps":1}},{"op":"close"}]' 2>"$T/limited.err")
+out=$(via_relay limited '[{"op":"listTools"},{"op":"callTool","name":"echo","args":{"message":"x"}},{"op":"callTool","name":"get-tiny-image","args":{}},{"op":"callTool","name":"get-env","args":{}},{"op":"callTool","name":"trigger-long-running-operation","args":{"duration":1,"steps":1}},{"op":"close"}]' 2>"$T/limited.err")
 tools=$(printf '%s\n' "$out" | grep '"step":1,')
 expect_match "tools/list keeps allowed tools" '"name":"echo".*"name":"get-sum"|"name":"get-sum".*"name":"echo"' "$tools"
 case $tools in
@@ -154,31 +119,35 @@ expect_match "unlisted tool is refused with -32003" \
 # --- refusals and failures --------------------------------------------------
 # The relay refuses names outside the client's catalog; the client's own
 # refusal (a relay that asks anyway) is in tests/unit/test_session.c.
-out=$(tunnel nope '[{"op":"ping"}]' 2>&1)
+out=$(via_relay nope '[{"op":"ping"}]' 2>&1)
 expect_match "unknown server is refused" 'no server \\"nope\\"|unknown server nope' "$out"
-out=$(tunnel missing '[{"op":"ping"}]' 2>&1)
+out=$(via_relay missing '[{"op":"ping"}]' 2>&1)
 expect_match "missing command: the agent reads why" \
     'cannot run mcptun-no-such-command: No such file or directory' "$out"
-out=$(tunnel crashy '[{"op":"ping"}]' 2>&1)
+out=$(via_relay crashy '[{"op":"ping"}]' 2>&1)
 expect_match "server exiting mid-session: the agent reads why" \
     'server crashy exited with status 3' "$out"
 check "its stderr reaches the log, tagged" \
     wait_log "$T/client.log" '\[crashy/[0-9]+\] crashing now' 5
-out=$(tunnel silent '[{"op":"ping"}]' --timeout 20000 2>&1)
+out=$(via_relay silent '[{"op":"ping"}]' --timeout $(( (RT + 16) * 1000 )) 2>&1)
 expect_match "server that never answers: -32002 after request_timeout" \
-    'server silent did not answer initialize within (4 s|4000 ms)' "$out"
+    "server silent did not answer initialize within ($RT s|${RT}000 ms)" "$out"
 
-# max_sessions: 1 -- a second concurrent session is refused.
-tunnel limited '[{"op":"sleep","ms":3000},{"op":"close"}]' >"$T/hold.out" 2>&1 &
+# max_sessions: 1 -- a second concurrent session is refused.  The first
+# holds its session until this script says so (no guessed sleeps).
+via_relay limited '[{"op":"waitFile","path":"'"$T/hold.done"'","ms":'"$((60000 * TSCALE))"'},{"op":"close"}]' \
+    >"$T/hold.out" 2>&1 &
 holder=$!
-sleep 1.5
-out=$(tunnel limited '[{"op":"ping"}]' 2>&1)
+wait_log "$T/hold.out" '^\{"step":0,"op":"connect","result"' 30 ||
+    not_ok "the first session of limited opens"
+out=$(via_relay limited '[{"op":"ping"}]' 2>&1)
+: >"$T/hold.done"
 expect_match "session cap per server" 'limit of 1 sessions' "$out"
 wait $holder
 
 # --- sandbox ----------------------------------------------------------------
 if [ $BWRAP_OK = 1 ]; then
-	out=$(tunnel boxed '[{"op":"callTool","name":"echo","args":{"message":"boxed"}},{"op":"close"}]' 2>&1)
+	out=$(via_relay boxed '[{"op":"callTool","name":"echo","args":{"message":"boxed"}},{"op":"close"}]' 2>&1)
 	expect_match "sandboxed server answers" 'boxed' "$out"
 	check "client logs the sandbox" wait_log "$T/client.log" 'in a bwrap sandbox' 2
 else
@@ -218,7 +187,7 @@ while [ $i -lt 50 ]; do
 	i=$((i + 1))
 done
 expect_eq "every server process was reaped" "" "$left"
-if grep -q "$TOKEN" "$T"/*.log; then not_ok "token never logged"; else ok "token never logged"; fi
+tokens_unlogged "token never logged" "$TOKEN"
 
 san_check_logs
 finish

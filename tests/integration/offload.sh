@@ -19,48 +19,23 @@
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
 . "$MCPTUN_TOP/tests/lib/pg.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 require_node "offload: node"
-PG_OK=0
-if [ -x "$PG_BIN/initdb" ] && pg_start "$T/pg" "$(free_port)" >"$T/pg.out" 2>&1 &&
-    pg_seed >>"$T/pg.out" 2>&1; then
-	PG_OK=1
-fi
-make_test_ca "$T/pki" >/dev/null || { not_ok "test CA"; finish; }
-PORT=$(free_port)
-TOKEN=tun-$(openssl rand -hex 16)
-AGENT_TOKEN=agent-$(openssl rand -hex 16)
+pg_try_start
+tunnel_init
 OTHER_TOKEN=agent-$(openssl rand -hex 16)
 BIGSERVER=$NODE_DIR/bigserver.mjs
 THRESHOLD=100000		# bytes: threshold_tokens 25000
 HUGE=${OFFLOAD_HUGE_BYTES:-104857600}
 
-cat >"$T/relay.yaml" <<EOF
-listen: 127.0.0.1:$PORT
-tls:
-  cert: $CERTS/server.crt
-  key: $CERTS/server.key
-tunnels:
-  acme:
-    token_sha256: $("$RELAY" hash-token "$TOKEN")
-agents:
-  claude:
-    token_sha256: $("$RELAY" hash-token "$AGENT_TOKEN")
-    allow: ["acme/*"]
-  other:
-    token_sha256: $("$RELAY" hash-token "$OTHER_TOKEN")
-    allow: ["acme/*"]
+write_relay_conf -a other "$OTHER_TOKEN" '["acme/*"]' - <<EOF
 limits:
   request_timeout: 300s
 EOF
 
 mkdir -m 755 "$T/spool-open"
-cat >"$T/client.yaml" <<EOF
-relay:
-  url: wss://localhost:$PORT/tunnel
-  tunnel: acme
-  token: $TOKEN
-  ca_file: $CERTS/ca.crt
+write_client_conf <<EOF
 audit_log: $T/audit.jsonl
 limits:
   request_timeout: 300s
@@ -93,34 +68,16 @@ servers:
       dir: $T/spool-open
 EOF
 if [ $PG_OK = 1 ]; then
-	for _srv in shop shop_direct; do
-		cat >>"$T/client.yaml" <<EOF
-  $_srv:
-    type: postgres
-    dsn: "postgresql://$PG_USER@$PG_HOST:$PG_PORT/$PG_DB"
-    password: "$PG_PASSWORD"
-    max_rows: 100000
-    max_bytes: 64MiB
-EOF
-	done
-	# The same database unoffloaded: what the adapter itself sends.
-	cat >>"$T/client.yaml" <<EOF
-    offload:
-      threshold_tokens: 0
-EOF
+	{
+		pg_server_yaml shop "max_rows: 100000" "max_bytes: 64MiB"
+		# The same database unoffloaded: what the adapter itself sends.
+		pg_server_yaml shop_direct "max_rows: 100000" "max_bytes: 64MiB" \
+		    "offload:" "  threshold_tokens: 0"
+	} >>"$T/client.yaml"
 fi
 
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10 || not_ok "relay listens"
-start_bg client "$CLIENT" -c "$T/client.yaml"
-if wait_log "$T/relay.log" 'tunnel acme: link up' 15; then
-	ok "client links to the relay"
-else
-	not_ok "client links to the relay"
-	finish
-fi
+start_tunnel
 CLIENT_PID=$(pid_of client)
-URL=https://localhost:$PORT/mcp/acme
 mkdir "$T/out"
 
 # oagent SERVER SCRIPT [OPTIONS...]: one agent session through the relay.

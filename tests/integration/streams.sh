@@ -7,23 +7,15 @@
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/tunnel.sh"
 require_node "streams"
 
 ECHO=$MCPTUN_TOP/$B/tests/tools/echo_upstream
 [ -x "$ECHO" ] || { not_ok "echo upstream built" "$ECHO missing"; finish; }
 
-make_test_ca "$T/pki" >/dev/null
-PORT=$(free_port)
+tunnel_init
 PPORT=$(free_port)
-TOKEN=tun-$(openssl rand -hex 16)
-ATOKEN=agent-$(openssl rand -hex 16)
-cat >"$T/relay.yaml" <<EOF
-listen: 127.0.0.1:$PORT
-tls: {cert: $CERTS/server.crt, key: $CERTS/server.key}
-tunnels:
-  acme: {token_sha256: $("$RELAY" hash-token "$TOKEN")}
-agents:
-  bot: {token_sha256: $("$RELAY" hash-token "$ATOKEN"), allow: ["acme/*"]}
+write_relay_conf - <<EOF
 limits:
   sessions_per_agent: 4000
   sessions_per_tunnel: 4000
@@ -33,12 +25,7 @@ limits:
   ping_timeout: 5s
 EOF
 # The client reaches the relay through a TCP proxy the test can kill.
-cat >"$T/client.yaml" <<EOF
-relay:
-  url: wss://localhost:$PPORT/tunnel
-  tunnel: acme
-  token: $TOKEN
-  ca_file: $CERTS/ca.crt
+write_client_conf -p "$PPORT" <<EOF
 limits:
   reconnect_min: 200ms
   reconnect_max: 1s
@@ -52,19 +39,17 @@ servers:
     max_sessions: 4000
 EOF
 
-start_bg relay "$RELAY" -c "$T/relay.yaml"
-wait_port "$PORT" 10
+start_relay
 start_bg proxy node "$MCPTUN_TOP/tests/node/tcp-proxy.mjs" "$PPORT" "$PORT"
 wait_port "$PPORT" 10
-start_bg client "$CLIENT" -c "$T/client.yaml"
-check "link up" wait_log "$T/relay.log" 'tunnel acme: link up' 10
-URL=https://localhost:$PORT/mcp/acme/echo
+start_client
+wait_link "link up" 10
 
 # --- many short streams and a few large ones -----------------------------
 NSHORT=2000
 [ "$SAN" = 1 ] && NSHORT=500
 out=$(NODE_EXTRA_CA_CERTS=$CERTS/ca.crt timeout $((300 * TSCALE)) node \
-    "$NODE_DIR/stress.mjs" "$URL" "$ATOKEN" "$NSHORT" 3 16 4194304 2>&1); rc=$?
+    "$NODE_DIR/stress.mjs" "$URL/echo" "$AGENT_TOKEN" "$NSHORT" 3 16 4194304 2>&1); rc=$?
 echo "# stress: $out"
 expect_eq "$NSHORT short sessions and 3x3 4 MiB transfers, byte-exact" 0 "$rc"
 expect_match "every short echo matched" "\"short_ok\":$NSHORT,\"short_bad\":0" "$out"
@@ -78,23 +63,22 @@ check "every upstream process was reaped" sh -c \
 
 # --- resumption: a dropped link loses no call ------------------------------
 # The agent calls, waits while the link is cut, calls during the gap, and
-# calls again after it is back; all three must be answered.
-cat >"$T/resume.json" <<'EOF'
+# calls again after it is back; all three must be answered.  It goes on
+# when this script says the link is down (no guessed sleeps).
+cat >"$T/resume.json" <<EOF
 [
  {"op": "callTool", "name": "echo", "args": {"message": "before"}, "label": "before"},
- {"op": "sleep", "ms": 1500},
+ {"op": "waitFile", "path": "$T/link.down", "ms": $((60000 * TSCALE))},
  {"op": "callTool", "name": "echo", "args": {"message": "during"}, "label": "during"},
  {"op": "callTool", "name": "echo", "args": {"message": "after"}, "label": "after"}
 ]
 EOF
-agent --url "$URL" --token "$ATOKEN" --ca "$CERTS/ca.crt" --timeout 30000 \
-    "$T/resume.json" >"$T/resume.out" 2>"$T/resume.err" &
+via_relay echo "$T/resume.json" --timeout 30000 >"$T/resume.out" 2>"$T/resume.err" &
 apid=$!
-wait_log "$T/client.log" 'stream [0-9]+: agent bot opened server echo' 10 ||
-    sleep 1
-sleep 0.5
+wait_log "$T/resume.out" '"label":"before"' 30 || true
 stop_bg proxy KILL
 check "client sees the link drop" wait_log "$T/client.log" 'link to .* closed' 5
+: >"$T/link.down"
 sleep 2.5	# the "during" call is sent while the link is down
 start_bg proxy2 node "$MCPTUN_TOP/tests/node/tcp-proxy.mjs" "$PPORT" "$PORT"
 wait_port "$PPORT" 10
@@ -109,13 +93,14 @@ check "relay logs the resumed session" \
     wait_log "$T/relay.log" 'link up, .* 1 session\(s\) resumed' 10
 
 # --- a client that shuts down ends its sessions at once (no grace wait) -----
-agent --url "$URL" --token "$ATOKEN" --ca "$CERTS/ca.crt" --timeout 30000 \
-    '[{"op":"callTool","name":"echo","args":{"message":"x"}},{"op":"sleep","ms":2500},{"op":"callTool","name":"echo","args":{"message":"y"}}]' \
-    >"$T/shut.out" 2>&1 &
+# The second call goes once the client is stopped (no guessed sleeps).
+via_relay echo '[{"op":"callTool","name":"echo","args":{"message":"x"}},{"op":"waitFile","path":"'"$T/client.stopped"'","ms":'"$((60000 * TSCALE))"'},{"op":"callTool","name":"echo","args":{"message":"y"}}]' \
+    --timeout 30000 >"$T/shut.out" 2>&1 &
 apid=$!
-sleep 1.5
+wait_log "$T/shut.out" '^\{"step":1,' 30 || true
 stop_bg client
 t0=$(date +%s)
+: >"$T/client.stopped"
 wait $apid
 t1=$(date +%s)
 check "relay ends the sessions of a client that shut down" \
@@ -128,7 +113,7 @@ else
 fi
 
 # --- GOAWAY: relay shutdown tells the client -------------------------------
-start_bg client3 "$CLIENT" -c "$T/client.yaml"
+start_client client3
 check "a new client links" wait_log "$T/client3.log" 'link to .* up' 10
 stop_bg relay
 check "client hears GOAWAY on relay shutdown" grep -q 'relay going away' "$T/client3.log"

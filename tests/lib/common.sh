@@ -8,6 +8,7 @@
 #   . "$MCPTUN_TOP/tests/lib/certs.sh"     # when it needs certificates
 #   . "$MCPTUN_TOP/tests/lib/node.sh"      # when it needs the MCP SDK
 #   . "$MCPTUN_TOP/tests/lib/pg.sh"        # when it needs PostgreSQL
+#   . "$MCPTUN_TOP/tests/lib/tunnel.sh"    # the standard relay + client
 #   ...
 #   san_check_logs
 #   finish
@@ -19,7 +20,9 @@
 #   T            a fresh temp dir (mode 0711, so the postgres user can reach a
 #                directory made inside it); removed on every exit path
 #   RELAY CLIENT paths of the built daemons ($MCPTUN_TOP/$B/mcptun-relay ...)
-#   TSCALE       timeout multiplier: 1, or 3 for sanitizer builds (SAN=1)
+#   TSCALE       timeout multiplier, a whole number: from the environment
+#                (tests/run.sh sets it), else 3 for sanitizer builds (SAN=1)
+#                and 1 otherwise
 #
 #   free_port                  print a free loopback TCP port
 #   wait_port PORT [TIMEOUT]   wait until 127.0.0.1:PORT accepts (WAIT_HOST
@@ -45,6 +48,8 @@
 #   finish                     exit 1 if any "not ok" was printed, else 0
 #
 # Timeouts are in seconds (fractions allowed) and are multiplied by TSCALE.
+# A test's own fixed waits (agent sleeps, daemon timeouts, "took less than"
+# bounds) scale too: $((N * TSCALE)), or _scale N for fractions.
 # On failure the tail of every log under $T is printed, so tests/run.sh shows
 # it; KEEP_T=1 keeps the temp dir.
 
@@ -53,7 +58,12 @@ B=${B:-build/rel}
 SAN=${SAN:-0}
 RELAY=$MCPTUN_TOP/$B/mcptun-relay
 CLIENT=$MCPTUN_TOP/$B/mcptun-client
-if [ "$SAN" = 1 ]; then TSCALE=3; else TSCALE=1; fi
+if [ -z "${TSCALE:-}" ]; then
+	if [ "$SAN" = 1 ]; then TSCALE=3; else TSCALE=1; fi
+fi
+case $TSCALE in
+''|*[!0-9]*|0) echo "not ok - harness: TSCALE must be a whole number >= 1, not '$TSCALE'"; exit 1 ;;
+esac
 # Grace in seconds between TERM and KILL when stopping background processes.
 STOP_GRACE=${STOP_GRACE:-5}
 

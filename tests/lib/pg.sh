@@ -18,6 +18,14 @@
 #   pg_psql SQL...      run each SQL as the superuser in PG_DB; prints rows
 #                       unaligned, "|"-separated, no headers; stops on error
 #   pg_seed             create and fill the test schema (see below)
+#   pg_try_start        pg_start DIR=$T/pg on a free port and pg_seed, their
+#                       output in $T/pg.out; PG_OK=1 if both worked, else
+#                       PG_OK=0 (for tests whose PostgreSQL part is optional)
+#   pg_server_yaml NAME [LINE...]
+#                       a client servers: entry NAME (indented two spaces)
+#                       for the test database: type postgres, a dsn for
+#                       PG_USER, its password, then each LINE as a key of
+#                       the entry (e.g. "max_rows: 100")
 #
 # Server binaries come from PG_BIN (default: the newest
 # /usr/lib/postgresql/*/bin).
@@ -240,4 +248,22 @@ CREATE INDEX events_kind_idx ON events(kind);
 COMMIT;
 ANALYZE;
 EOF
+}
+
+pg_try_start() {
+	PG_OK=0
+	if [ -x "$PG_BIN/initdb" ] && pg_start "$T/pg" "$(free_port)" >"$T/pg.out" 2>&1 &&
+	    pg_seed >>"$T/pg.out" 2>&1; then
+		PG_OK=1
+	fi
+}
+
+pg_server_yaml() {
+	printf '  %s:\n    type: postgres\n' "$1"
+	printf '    dsn: "postgresql://%s@%s:%s/%s"\n' "$PG_USER" "$PG_HOST" "$PG_PORT" "$PG_DB"
+	printf '    password: "%s"\n' "$PG_PASSWORD"
+	shift
+	for _ps_line in "$@"; do
+		printf '    %s\n' "$_ps_line"
+	done
 }

@@ -40,6 +40,9 @@
 //    sent during initialisation is dropped (no GET stream yet)
 //   {"op":"sessionId"}      the Streamable HTTP session id (null on stdio)
 //   {"op":"sleep","ms":100}
+//   {"op":"waitFile","path":"/tmp/x","ms":60000}  until the file exists (the
+//                           test's go-ahead: no guessed sleep); an error
+//                           after ms (default 60000)
 //   {"op":"close"}          ends the session: DELETE over HTTP, then close
 //
 // Output: {"step":N,"op":OP,"result":...} or {"step":N,"op":OP,"error":
@@ -51,7 +54,7 @@
 // NODE_EXTRA_CA_CERTS, which is read only at process start.  So --ca FILE
 // re-runs this script once with NODE_EXTRA_CA_CERTS=FILE set.
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -263,6 +266,15 @@ async function runStep(s) {
 	case "sleep":
 		await new Promise((r) => setTimeout(r, s.ms ?? 100));
 		return {};
+	case "waitFile": {
+		const limit = s.ms ?? 60000, end = Date.now() + limit;
+		while (!existsSync(s.path)) {
+			if (Date.now() > end)
+				throw new Error(`${s.path} did not appear within ${limit} ms`);
+			await new Promise((r) => setTimeout(r, 50));
+		}
+		return {};
+	}
 	case "close": {
 		// Only the HTTP transport has a session to end (DELETE); the
 		// output is the same for both so tunnel and stdio runs diff clean.
