@@ -395,6 +395,7 @@ main(int argc, char **argv)
 	    MCPTUN_VERSION, cur_conf->nservers, cur_conf->relay.url);
 	link_start();
 	(void)watch_start(vhost, conf_path, reload_on_change);
+	daemon_trim_start(ctx);
 
 	while (!stopping) {
 		if (lws_service(ctx, 0) < 0)

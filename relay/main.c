@@ -612,6 +612,7 @@ main(int argc, char **argv)
 		    insecure_plaintext ? "ws" : "wss", cur_conf->tunnel_listen,
 		    cur_conf->tls.client_ca != NULL ? " with client "
 		    "certificates (mTLS)" : "");
+	daemon_trim_start(ctx);
 
 	while (!stopping) {
 		if (lws_service(ctx, 0) < 0)
