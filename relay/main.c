@@ -584,8 +584,13 @@ main(int argc, char **argv)
 	info.max_http_header_data = 8192;
 	/* lws' default of 4 caps how many agents can be mid-headers at once. */
 	info.max_http_header_pool = 64;
-	/* Bigger service buffer: fewer, larger writes for big answers. */
-	info.pt_serv_buf_size = 64 * 1024;
+	/*
+	 * The service buffer lws reads into: one TLS record (16 KiB) is
+	 * the most an mbedTLS read gives, so a bigger one only cost
+	 * resident memory (lws zeroes it at start); 64 KiB measured no
+	 * faster for 4 MiB answers.
+	 */
+	info.pt_serv_buf_size = 16 * 1024;
 	info.fd_limit_per_thread = fd_limit(cur_conf);
 	info.timeout_secs = 20;
 	info.ka_time = 60;

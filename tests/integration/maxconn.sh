@@ -4,6 +4,9 @@
 # connections fill it, the relay says so once, a health check waits in
 # the backlog, and once they close the relay says it accepts again and
 # answers.  -n refuses a cap below the minimum with the key's position.
+# The client sizes its tables from its servers' max_sessions at start: a
+# reload that allows more sessions than fit says that it takes a restart,
+# and the client stays linked.
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
@@ -68,6 +71,28 @@ check "relay accepts again" wait_log "$T/relay.log" \
     'accepting connections again' 10
 check "healthz after" healthz 5
 
+cat >"$T/client.yaml" <<EOF
+relay:
+  url: wss://localhost:$PORT/tunnel
+  tunnel: acme
+  token: $TOKEN
+  ca_file: $CERTS/ca.crt
+servers:
+  files:
+    command: cat
+EOF
+start_bg client "$CLIENT" -c "$T/client.yaml"
+check "client links" wait_log "$T/relay.log" 'tunnel acme: link up' 15
+echo "    max_sessions: 2000" >>"$T/client.yaml"
+check "client says a reload past its tables takes a restart" wait_log \
+    "$T/client.log" 'need up to 6064 descriptors, the event loop was sized for [0-9]+ at start' 10
+if grep -q 'link down' "$T/relay.log"; then
+	not_ok "client stays linked"
+else
+	ok "client stays linked"
+fi
+
+stop_bg client
 stop_bg relay
 san_check_logs
 finish
