@@ -171,13 +171,6 @@ name_list_add(char **list, const char *name)
 }
 
 /*
- * Reloads the allowlist (why: "SIGHUP" or "file changed").  The new file
- * is loaded and checked completely first; a broken one leaves everything
- * as it was.  Then the snapshot is swapped, sessions are told
- * (session_reconfigure_all) and the relay gets CATALOG.  One line says
- * what changed and how many sessions it touched.
- */
-/*
  * The descriptors c's servers can use at once (see CLIENT_MIN_FDS), at
  * most CLIENT_MAX_FDS.
  */
@@ -197,6 +190,13 @@ fds_needed(const struct client_conf *c)
 /* The size of lws' tables, set at start (fd_limit). */
 static unsigned int fds_sized;
 
+/*
+ * Reloads the allowlist (why: "SIGHUP" or "file changed").  The new file
+ * is loaded and checked completely first; a broken one leaves everything
+ * as it was.  Then the snapshot is swapped, sessions are told
+ * (session_reconfigure_all) and the relay gets CATALOG.  One line says
+ * what changed and how many sessions it touched.
+ */
 static void
 reload(const char *why)
 {
