@@ -30,14 +30,18 @@
 #define CLIENT_DEFAULT_CONF	"/etc/mcptun/client.yaml"
 #define SYSTEM_CA_BUNDLE	"/etc/ssl/certs/ca-certificates.crt"
 /*
- * The most descriptors the event loop watches.  lws sizes two tables by
- * ulimit -n, 16 bytes a descriptor and every page touched: 16 MiB of
- * resident memory under the 1048576 many containers set.  The client needs
- * about three per stdio session (its pipes) and a link carries at most
- * 1024 streams, so twice that, with room for sessions kept over a link
- * gap, is plenty.
+ * The descriptors the event loop watches, sized from the allowlist at
+ * start.  lws sizes two tables by it (by ulimit -n without it), 16 bytes a
+ * descriptor and every page touched: 16 MiB of resident memory under the
+ * 1048576 many containers set, 128 KiB at 8192.  A session needs at most
+ * three (a stdio server's pipes; an http session its connection and its
+ * event stream; a postgres pool connection one), so three per allowed
+ * session, plus CLIENT_FDS_SPARE for the link and the config watch, with
+ * CLIENT_MIN_FDS (room for a reload to add servers) to CLIENT_MAX_FDS.
  */
+#define CLIENT_MIN_FDS		1024
 #define CLIENT_MAX_FDS		8192
+#define CLIENT_FDS_SPARE	64
 
 static struct client_conf *cur_conf;
 static struct lws_context *ctx;
@@ -167,6 +171,26 @@ name_list_add(char **list, const char *name)
 }
 
 /*
+ * The descriptors c's servers can use at once (see CLIENT_MIN_FDS), at
+ * most CLIENT_MAX_FDS.
+ */
+static unsigned int
+fds_needed(const struct client_conf *c)
+{
+	uint64_t n = CLIENT_FDS_SPARE;
+	size_t i;
+
+	for (i = 0; i < c->nservers; i++)
+		n += 3 * (uint64_t)c->servers[i].max_sessions;
+	if (n < CLIENT_MIN_FDS)
+		n = CLIENT_MIN_FDS;
+	return n > CLIENT_MAX_FDS ? CLIENT_MAX_FDS : (unsigned int)n;
+}
+
+/* The size of lws' tables, set at start (fd_limit). */
+static unsigned int fds_sized;
+
+/*
  * Reloads the allowlist (why: "SIGHUP" or "file changed").  The new file
  * is loaded and checked completely first; a broken one leaves everything
  * as it was.  Then the snapshot is swapped, sessions are told
@@ -190,6 +214,11 @@ reload(const char *why)
 	if (strcmp(c->relay.url, cur_conf->relay.url) != 0)
 		log_warnx("reload: a new relay url takes a restart; still "
 		    "using %s", cur_conf->relay.url);
+	if (fds_needed(c) > fds_sized)
+		log_warnx("reload: the servers' max_sessions now need up to "
+		    "%u descriptors, the event loop was sized for %u at start; "
+		    "sessions beyond that fail until a restart", fds_needed(c),
+		    fds_sized);
 	for (i = 0; i < c->nservers; i++) {
 		n = &c->servers[i];
 		if ((o = client_conf_server(cur_conf, n->name)) == NULL)
@@ -255,16 +284,21 @@ ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 
 /*
- * lws's fd_limit_per_thread for this process: CLIENT_MAX_FDS when the
+ * lws's fd_limit_per_thread for this process: fds_needed(c) when the
  * process may open more, else 0 (lws then sizes by the limit, which is
  * smaller; a value above it would only make lws's poll table larger).
  */
 static unsigned int
-fd_limit(void)
+fd_limit(const struct client_conf *c)
 {
 	long l = sysconf(_SC_OPEN_MAX);
 
-	return l > CLIENT_MAX_FDS ? CLIENT_MAX_FDS : 0;
+	fds_sized = fds_needed(c);
+	if (l > 0 && (unsigned long)l <= fds_sized) {
+		fds_sized = (unsigned int)l;
+		return 0;
+	}
+	return fds_sized;
 }
 
 static void
@@ -378,7 +412,7 @@ main(int argc, char **argv)
 	    cur_conf->relay.ca_file : SYSTEM_CA_BUNDLE;
 	info.client_ssl_cert_filepath = cur_conf->relay.client_cert;
 	info.client_ssl_private_key_filepath = cur_conf->relay.client_key;
-	info.fd_limit_per_thread = fd_limit();
+	info.fd_limit_per_thread = fd_limit(cur_conf);
 	info.timeout_secs = 20;
 	info.connect_timeout_secs = 20;
 	info.ka_time = 60;
@@ -395,6 +429,7 @@ main(int argc, char **argv)
 	    MCPTUN_VERSION, cur_conf->nservers, cur_conf->relay.url);
 	link_start();
 	(void)watch_start(vhost, conf_path, reload_on_change);
+	daemon_trim_start(ctx);
 
 	while (!stopping) {
 		if (lws_service(ctx, 0) < 0)

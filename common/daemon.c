@@ -1,6 +1,7 @@
 /* Shared daemon plumbing around the lws loop; see daemon.h. */
 #include <libwebsockets.h>
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,17 @@ static struct lws_context **sig_ctx;
 static volatile sig_atomic_t got_term, got_hup;
 static struct lws_context *drain_ctx;
 static lws_sorted_usec_list_t sul_tick;
+
+/*
+ * The trim timer: every DAEMON_TRIM_US, malloc_trim(0) when more than
+ * DAEMON_TRIM_MIN bytes of the heap are free.  malloc_trim also releases
+ * whole free pages inside the heap (MADV_DONTNEED), not only its top.
+ * Checking first keeps the busy case cheap: mallinfo2 only counts.
+ */
+#define DAEMON_TRIM_US		(10 * LWS_US_PER_SEC)
+#define DAEMON_TRIM_MIN		((size_t)256 * 1024)
+static struct lws_context *trim_ctx;
+static lws_sorted_usec_list_t sul_trim;
 
 static void
 on_signal(int sig)
@@ -100,10 +112,32 @@ drain_tick(lws_sorted_usec_list_t *sul)
 	    50 * LWS_US_PER_MS);
 }
 
+static void
+trim_cb(lws_sorted_usec_list_t *sul)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	if (mi.fordblks > DAEMON_TRIM_MIN)
+		malloc_trim(0);
+	lws_sul_schedule(trim_ctx, 0, &sul_trim, trim_cb, DAEMON_TRIM_US);
+}
+
+void
+daemon_trim_start(struct lws_context *ctx)
+{
+	trim_ctx = ctx;
+	lws_sul_schedule(ctx, 0, &sul_trim, trim_cb, DAEMON_TRIM_US);
+}
+
 void
 daemon_drain(struct lws_context *ctx, unsigned ms)
 {
 	uint64_t deadline = now_ms() + ms;
+
+	if (trim_ctx != NULL) {
+		lws_sul_cancel(&sul_trim);
+		trim_ctx = NULL;
+	}
 
 	drain_ctx = ctx;
 	drain_tick(NULL);

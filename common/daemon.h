@@ -27,6 +27,15 @@ void daemon_lws_logging(int verbose);
 void daemon_log_lines(const char *text);
 
 /*
+ * Starts a timer on ctx's loop that every few seconds hands the heap's
+ * free memory back to the kernel (malloc_trim) when there is enough of it:
+ * glibc gives back only the top of the heap by itself, so after a burst
+ * (a thousand sessions that ended) the freed memory below live blocks
+ * stayed resident.  daemon_drain() stops the timer.
+ */
+void daemon_trim_start(struct lws_context *ctx);
+
+/*
  * Runs the loop of ctx for up to ms milliseconds more, waking every 50 ms,
  * so goodbyes (GOAWAY, CLOSE, error answers) can leave before exit.
  */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/daemon.h"
 #include "common/err.h"
@@ -32,6 +33,18 @@ static struct relay_conf *cur_conf;
 static struct lws_context *ctx;
 static const char *conf_path = RELAY_DEFAULT_CONF;
 static int stopping;
+
+/*
+ * Open connections against limits.max_connections.  lws sizes its poll
+ * table by fd_limit_per_thread (8 bytes a slot, plus 8 more for the fd
+ * map, all touched at start) and stops accepting while one slot is left;
+ * the kernel's listen backlog then holds newcomers.  The table also holds
+ * each listener and lws' event pipe.  conns counts the sockets lws
+ * accepted (WSI_CREATE/WSI_DESTROY, which lws gives each vhost's protocol
+ * 0), so that reaching the cap is said once, and again when there is room.
+ */
+static unsigned int conns, conns_cap;
+static int conns_full;
 
 const struct relay_conf *
 relay_conf_current(void)
@@ -261,6 +274,10 @@ reload(void)
 	for (i = 0; i < cur_conf->nagents; i++)
 		if (find_agent(c, cur_conf->agents[i].name) == NULL)
 			name_list_add(&a_del, cur_conf->agents[i].name);
+	if (c->limits.max_connections != cur_conf->limits.max_connections)
+		log_warnx("reload: a new limits.max_connections takes a "
+		    "restart; still %lld", (long long)cur_conf->limits.
+		    max_connections);
 	/* The new listen/TLS settings need a restart; keep the running ones. */
 	old = cur_conf;
 	cur_conf = c;
@@ -299,10 +316,34 @@ ctl_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return 0;
 }
 
+static void
+conn_count(enum lws_callback_reasons reason)
+{
+	if (reason == LWS_CALLBACK_WSI_CREATE)
+		conns++;
+	else if (conns > 0)
+		conns--;
+	if (conns_cap == 0)
+		return;
+	if (!conns_full && conns >= conns_cap) {
+		conns_full = 1;
+		log_warnx("limits.max_connections reached: %u connections "
+		    "open; new ones wait in the listen backlog until one "
+		    "closes (raise limits.max_connections and ulimit -n for "
+		    "more)", conns);
+	} else if (conns_full && conns < conns_cap - conns_cap / 10) {
+		conns_full = 0;
+		log_info("accepting connections again (%u open)", conns);
+	}
+}
+
 static int
 http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     void *in, size_t len)
 {
+	if (reason == LWS_CALLBACK_WSI_CREATE ||
+	    reason == LWS_CALLBACK_WSI_DESTROY)
+		conn_count(reason);
 	return http_callback(wsi, (int)reason, user, in, len);
 }
 
@@ -334,7 +375,11 @@ tunnel_port_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		lws_get_peer_simple(wsi, peer, 64);
 		lws_set_opaque_user_data(wsi, peer);
 		break;
+	case LWS_CALLBACK_WSI_CREATE:
+		conn_count(reason);
+		break;
 	case LWS_CALLBACK_WSI_DESTROY:
+		conn_count(reason);
 		if ((peer = lws_get_opaque_user_data(wsi)) != NULL) {
 			lws_set_opaque_user_data(wsi, NULL);
 			tunnel_note_early_close(peer);
@@ -358,6 +403,29 @@ tunnel_port_http_cb(struct lws *wsi, enum lws_callback_reasons reason,
 		break;
 	}
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/*
+ * lws's fd_limit_per_thread: limits.max_connections when the process may
+ * open more, else 0 (lws then sizes its tables by the process's fd limit,
+ * which is smaller).  Sets conns_cap, the accepted sockets at which lws
+ * stops accepting: the table less the listeners, the event pipe and the
+ * one slot lws keeps free.
+ */
+static unsigned int
+fd_limit(const struct relay_conf *c)
+{
+	long open_max = sysconf(_SC_OPEN_MAX);
+	unsigned int lim, reserved = c->tunnel_listen != NULL ? 4 : 3;
+
+	lim = (unsigned int)c->limits.max_connections;
+	if (open_max > 0 && (unsigned long)open_max <= lim) {
+		conns_cap = (unsigned int)open_max > reserved ?
+		    (unsigned int)open_max - reserved : 0;
+		return 0;
+	}
+	conns_cap = lim - reserved;
+	return lim;
 }
 
 /*
@@ -540,8 +608,14 @@ main(int argc, char **argv)
 	info.max_http_header_data = 8192;
 	/* lws' default of 4 caps how many agents can be mid-headers at once. */
 	info.max_http_header_pool = 64;
-	/* Bigger service buffer: fewer, larger writes for big answers. */
-	info.pt_serv_buf_size = 64 * 1024;
+	/*
+	 * The service buffer lws reads into: one TLS record (16 KiB) is
+	 * the most an mbedTLS read gives, so a bigger one only cost
+	 * resident memory (lws zeroes it at start); 64 KiB measured no
+	 * faster for 4 MiB answers.
+	 */
+	info.pt_serv_buf_size = 16 * 1024;
+	info.fd_limit_per_thread = fd_limit(cur_conf);
 	info.timeout_secs = 20;
 	/*
 	 * How long an idle agent connection stays open between requests.
@@ -576,6 +650,7 @@ main(int argc, char **argv)
 		    insecure_plaintext ? "ws" : "wss", cur_conf->tunnel_listen,
 		    cur_conf->tls.client_ca != NULL ? " with client "
 		    "certificates (mTLS)" : "");
+	daemon_trim_start(ctx);
 
 	while (!stopping) {
 		if (lws_service(ctx, 0) < 0)

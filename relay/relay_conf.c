@@ -235,6 +235,7 @@ relay_limits_defaults(void *base)
 	l->resume_grace_ms = 60 * SEC;
 	l->queue_limit = 32 * MIB;
 	l->link_budget = 64 * MIB;
+	l->max_connections = 4096;
 }
 
 static int
@@ -288,6 +289,9 @@ static const struct conf_entry relay_limits_entries[] = {
 	    64 * KIB, 16 * GIB, "most bytes queued towards one link"),
 	RANGE("link_budget", CONF_SIZE, struct relay_limits, link_budget, 0,
 	    64 * KIB, 16 * GIB, "most bytes buffered for one link's streams"),
+	RANGE("max_connections", CONF_INT, struct relay_limits,
+	    max_connections, 0, 32, 1048576,
+	    "open connections (agents and links); read at start"),
 	END
 };
 

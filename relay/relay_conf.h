@@ -60,6 +60,7 @@ struct relay_limits {
 	uint64_t	 resume_grace_ms;	/* 60s */
 	uint64_t	 queue_limit;		/* 32MiB */
 	uint64_t	 link_budget;		/* 64MiB: per link, see mux.h */
+	int64_t		 max_connections;	/* 4096: open sockets, at start */
 };
 
 struct relay_http_conf {

@@ -248,6 +248,7 @@ test_example_relay(void **state)
 	assert_int_equal(c->ntunnels, 2);
 	assert_int_equal(c->nagents, 2);
 	assert_int_equal(c->limits.session_idle_timeout_ms, 30 * 60 * 1000);
+	assert_int_equal(c->limits.max_connections, 4096);
 	assert_int_equal(conf_strlist_len(c->http.allowed_origins), 1);
 
 	assert_non_null(relay_conf_tunnel(c, "acme"));
@@ -660,8 +661,20 @@ test_relay_errors(void **state)
 	    "x.yaml:4:3: agent \"c\" has the same token as tunnel \"acme\"; "
 	    "give each its own");
 
+	relay_fails("limits:\n  max_connections: 31\n",
+	    "x.yaml:2:20: \"max_connections\" must be between 32 and 1048576");
+	relay_fails("limits:\n  max_connections: 2000000\n",
+	    "x.yaml:2:20: \"max_connections\" must be between 32 and 1048576");
+	assert_int_equal(load_relay("limits:\n  max_connections: 100\n", &c),
+	    0);
+	assert_int_equal(c->limits.max_connections, 100);
+	relay_conf_unref(c);
+	c = NULL;
+
 	assert_int_equal(load_relay("listen: \"[::1]:8443\"\n", &c), 0);
 	assert_string_equal(c->listen_host, "::1");
+	/* The default caps lws' poll tables (see relay/main.c fd_limit). */
+	assert_int_equal(c->limits.max_connections, 4096);
 	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)),
 	    MT_ECONFIG);
 	assert_string_equal(errbuf, "x.yaml: missing required key \"cert\" "
