@@ -43,7 +43,10 @@ LWS_LIBS := $(DEPS)/lib/libwebsockets.a $(DEPS)/lib/libmbedtls.a \
 # No -lpq: the client dlopen()s libpq only for a postgres server
 # (client/pq_dl.c), which keeps its idle RSS small.
 LIBS    := $(LWS_LIBS) -ljansson -lyaml -ldl -lpthread -lm
-DEPSTAMP := $(DEPS)/lib/libwebsockets.a
+# deps/build.sh's DEPS_LEVEL names the patch set deps/out was built with;
+# raising it there makes existing trees rebuild deps/out.
+DEPS_LEVEL := $(shell sed -n 's/^DEPS_LEVEL=//p' deps/build.sh)
+DEPSTAMP := $(DEPS)/.mcptun-deps-$(DEPS_LEVEL)
 
 # Debian packages the build and the tests need.
 APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \
