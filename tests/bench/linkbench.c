@@ -29,7 +29,9 @@
  * window (limits.chunk, 65536; limits.window, 4194304);
  * --notsent-lowat N sets TCP_NOTSENT_LOWAT on the link's socket (both
  * ends), which keeps the kernel's unsent queue short so that the mux, not
- * the socket buffer, decides what goes next.
+ * the socket buffer, decides what goes next; --rcvbuf N sets SO_RCVBUF on
+ * both ends (ends the kernel's autotuning), which bounds what can wait
+ * unread at a receiver that cannot keep up.
  * --trace 1 (link only) says on stderr where the pings waited: the
  * answering side stamps each ping answer with when the request reached it,
  * how many frames it wrote before the answer and its socket's send queue;
@@ -79,6 +81,7 @@ static uint32_t opt_chunk;		/* 0: the daemons' default */
 static uint32_t opt_window;		/* 0: the daemons' default */
 static int opt_lowat;			/* TCP_NOTSENT_LOWAT on the link, 0 off */
 static int opt_trace;			/* --trace: where busy pings wait */
+static int opt_rcvbuf;			/* SO_RCVBUF on the link, 0 autotuned */
 static uint8_t *payload;		/* MAX_ANSWER bytes to answer from */
 
 static void
@@ -361,6 +364,10 @@ link_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		    IPPROTO_TCP, TCP_NOTSENT_LOWAT, &opt_lowat,
 		    sizeof(opt_lowat)) != 0)
 			die("TCP_NOTSENT_LOWAT: %s", strerror(errno));
+		if (opt_rcvbuf > 0 && setsockopt(lws_get_socket_fd(wsi),
+		    SOL_SOCKET, SO_RCVBUF, &opt_rcvbuf,
+		    sizeof(opt_rcvbuf)) != 0)
+			die("SO_RCVBUF: %s", strerror(errno));
 		side_want_write();
 		return 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -989,7 +996,7 @@ usage(void)
 	    "       linkbench tcp-serve PORT\n"
 	    "       linkbench tcp HOST:PORT [--carrier NAME] [opts]\n"
 	    "opts: --bytes N --seconds S --pings N --notsent-lowat N --chunk N --window N\n"
-	    "      --trace 1 (link)\n");
+	    "      --trace 1 --rcvbuf N (link)\n");
 	exit(2);
 }
 
@@ -1045,6 +1052,8 @@ main(int argc, char **argv)
 			opt_lowat = atoi(v);
 		else if (strcmp(argv[i], "--trace") == 0)
 			opt_trace = atoi(v);
+		else if (strcmp(argv[i], "--rcvbuf") == 0)
+			opt_rcvbuf = atoi(v);
 		else
 			usage();
 		i++;
