@@ -52,8 +52,9 @@ LIBS    := $(LWS_LIBS) -Wl,-Bstatic -ljansson -lyaml -Wl,-Bdynamic \
 # no libc.so, of which a process keeps about 1.5 MiB mapped, only the libc
 # code it links.  Against the same relay linked dynamically that lowers
 # its RSS by about 0.9 MiB but raises its PSS by about 0.65 MiB: the libc
-# code it carries is its own, not shared with the host's other processes.  STATIC_RELAY=0 links it dynamically.  It
-# resolves no names and switches no users, so the glibc warnings about NSS
+# code it carries is its own, not shared with the host's other processes
+# (in a container of its own the two are the same).  STATIC_RELAY=0 links
+# it dynamically.  It resolves no names and switches no users, so the glibc warnings about NSS
 # functions lws links in (getaddrinfo, getpwnam_r, initgroups...) do not
 # apply.  The client stays dynamic: it dlopen()s libpq.  Sanitizer builds
 # cannot be static.
@@ -65,7 +66,10 @@ else
 RELAY_LINK := $(LDFLAGS) -static-pie
 RELAY_LIBS := $(LWS_LIBS) -ljansson -lyaml -lpthread -lm
 endif
-DEPSTAMP := $(DEPS)/lib/libwebsockets.a
+# deps/build.sh's DEPS_LEVEL names the patch set deps/out was built with;
+# raising it there makes existing trees rebuild deps/out.
+DEPS_LEVEL := $(shell sed -n 's/^DEPS_LEVEL=//p' deps/build.sh)
+DEPSTAMP := $(DEPS)/.mcptun-deps-$(DEPS_LEVEL)
 
 # Debian packages the build and the tests need.
 APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \

@@ -16,6 +16,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 MBEDTLS_SHA=8fb65fae8dcae5840f793c0a334860a411f884cc537ea290ce1c52bb64ca007a
 LWS_SHA=87f99ad32803ed325fceac5327aae1f5c1b417d54ee61ad36cffc8df5f5ab276
+# Raise whenever the fixes or patches below change: the Makefile then
+# rebuilds deps/out in existing trees (its stamp is .mcptun-deps-LEVEL).
+DEPS_LEVEL=2
 
 die() { echo "deps/build.sh: $*" >&2; exit 1; }
 
@@ -92,6 +95,19 @@ f=lws-src/lib/tls/mbedtls/mbedtls-client.c
 sed -i "s/\t\tif (\*p == ':') {/\t\tif (*p == ':' \&\& strchr(hostname, ':') == strrchr(hostname, ':')) {/" "$f"
 grep -q "if (\*p == ':' && strchr(hostname, ':') == strrchr(hostname, ':'))" "$f" || die "IPv6 host name fix did not apply to $f (upstream source changed?)"
 
+# Fix 3: the mbedTLS wrapper's SSL_write cuts every write into 1460-byte
+# pieces, each its own TLS record and send(): 720 records, 720 send()s and
+# 1,440 recv()s per MiB on the link.  Use whole 16 KiB records
+# (MBEDTLS_SSL_OUT_CONTENT_LEN); partial writes are handled as before.
+f=lws-src/lib/tls/mbedtls/wrapper/library/ssl_lib.c
+sed -i 's/^#define SSL_SEND_DATA_MAX_LENGTH 1460$/#define SSL_SEND_DATA_MAX_LENGTH 16384/' "$f"
+grep -q '^#define SSL_SEND_DATA_MAX_LENGTH 16384$' "$f" || die "TLS record size fix did not apply to $f (upstream source changed?)"
+# Our own patches (deps/patches/*.patch, in name order): see each header.
+for p in "$top"/patches/*.patch; do
+	[ -f "$p" ] || continue
+	patch -d lws-src -p1 -s --no-backup-if-mismatch < "$p" || die "$(basename "$p") did not apply"
+done
+
 cmake -S lws-src -B lws-build -DCMAKE_BUILD_TYPE=Release \
 	-DCMAKE_INSTALL_PREFIX="$out" -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
 	-DLWS_WITH_MBEDTLS=ON -DLWS_MBEDTLS_INCLUDE_DIRS="$out/include" \
@@ -104,4 +120,7 @@ cmake -S lws-src -B lws-build -DCMAKE_BUILD_TYPE=Release \
 cmake --build lws-build -j"$jobs" >/dev/null
 cmake --install lws-build >/dev/null
 grep -q 'define LWS_WITH_MBEDTLS' "$out/include/lws_config.h" || die "libwebsockets was not built with mbedTLS"
+# The Makefile's stamp: a tree built with an older patch set rebuilds.
+rm -f "$out"/.mcptun-deps-*
+touch "$out/.mcptun-deps-$DEPS_LEVEL"
 echo "deps/build.sh: mbedTLS and libwebsockets installed in $out"

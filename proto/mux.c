@@ -13,6 +13,15 @@
  *     pops the head, emits one chunk and puts the stream back at the tail
  *     if it can still send.  Idle and credit-starved streams are not in the
  *     ring, so they cost nothing per frame.
+ *   - fastq: the small-message lane.  A stream that becomes ready (or is
+ *     put back after a frame) with a whole unsent message of at most
+ *     MUX_SMALL bytes next, and credit for all of it, joins fastq instead
+ *     of the ring, and fastq goes before the ring, so a small call or
+ *     answer waits for no chunk of a bulk stream at all.
+ *     To keep bulk streams from starving, fastq may send at most one
+ *     chunk's worth of bytes (fast_bytes) between two frames from the
+ *     ring; past that the two alternate.  A stream is in at most one of
+ *     ring and fastq (in_ring says either; in_fastq which).
  *
  * Each queued message is a single allocation holding the one copy of the
  * caller's bytes; the stream remembers how much of its head message went
@@ -69,6 +78,8 @@
 #define MUX_DEF_BUDGET		((size_t)64 * 1024 * 1024)
 #define MUX_MAX_MAX_MSG		(SIZE_MAX / 4)	/* keeps size sums in range */
 #define MUX_HASH_MIN_BITS	6
+/* A message this short may take the small-message lane (fastq). */
+#define MUX_SMALL		4096
 /* A reassembly buffer up to this size is kept for the stream's next message. */
 #define MUX_KEEP_RBUF		4096
 
@@ -91,7 +102,8 @@ struct mux_stream {
 	struct mux_stream *hnext;		/* hash chain */
 	TAILQ_ENTRY(mux_stream) ring_entry;
 	TAILQ_ENTRY(mux_stream) winq_entry;
-	unsigned	 in_ring:1;
+	unsigned	 in_ring:1;	/* in the ring or in fastq */
+	unsigned	 in_fastq:1;
 	unsigned	 in_winq:1;
 	unsigned	 paused:1;
 	unsigned	 finishing:1;
@@ -133,6 +145,8 @@ struct mux {
 	struct mux_ctl_q	 ctlq;
 	struct mux_stream_q	 winq;
 	struct mux_stream_q	 ring;
+	struct mux_stream_q	 fastq;		/* small messages first */
+	size_t			 fast_bytes;	/* sent from fastq since ring */
 	struct mux_stream_q	 waitq;		/* WINDOW withheld (budget) */
 	struct mux_stream_q	 rasq;		/* partial messages, oldest first */
 	size_t			 held;		/* see "Link budget" above */
@@ -217,19 +231,42 @@ mux_stream_ready(const struct mux_stream *s)
 	return s->credit > 0 || s->head->len == 0;
 }
 
-/* Puts s in the ring (at the tail) or takes it out, as its state says. */
+/* Returns 1 if s's next frame is a whole small message it has credit for. */
+static int
+mux_stream_small(const struct mux_stream *s)
+{
+	return s->head != NULL && s->sent == 0 && s->head->len <= MUX_SMALL &&
+	    s->head->len <= s->credit;
+}
+
+/* Takes s out of the ring or fastq, whichever it is in. */
+static void
+mux_ring_remove(struct mux *m, struct mux_stream *s)
+{
+	if (!s->in_ring)
+		return;
+	TAILQ_REMOVE(s->in_fastq ? &m->fastq : &m->ring, s, ring_entry);
+	s->in_ring = s->in_fastq = 0;
+}
+
+/*
+ * Puts s at the tail of fastq (a small message next) or of the ring, or
+ * takes it out, as its state says.
+ */
 static void
 mux_ring_update(struct mux *m, struct mux_stream *s)
 {
 	int ready = mux_stream_ready(s);
 
 	if (ready && !s->in_ring) {
-		TAILQ_INSERT_TAIL(&m->ring, s, ring_entry);
+		if (mux_stream_small(s)) {
+			TAILQ_INSERT_TAIL(&m->fastq, s, ring_entry);
+			s->in_fastq = 1;
+		} else
+			TAILQ_INSERT_TAIL(&m->ring, s, ring_entry);
 		s->in_ring = 1;
-	} else if (!ready && s->in_ring) {
-		TAILQ_REMOVE(&m->ring, s, ring_entry);
-		s->in_ring = 0;
-	}
+	} else if (!ready && s->in_ring)
+		mux_ring_remove(m, s);
 }
 
 static void
@@ -338,8 +375,7 @@ mux_stream_free(struct mux *m, struct mux_stream *s)
 {
 	struct mux_msg *msg, *next;
 
-	if (s->in_ring)
-		TAILQ_REMOVE(&m->ring, s, ring_entry);
+	mux_ring_remove(m, s);
 	mux_winq_remove(m, s);
 	mux_waitq_remove(m, s);
 	mux_rasq_remove(m, s);
@@ -390,6 +426,7 @@ mux_new(const struct mux_limits *lim, const struct mux_callbacks *cb,
 	STAILQ_INIT(&m->ctlq);
 	TAILQ_INIT(&m->winq);
 	TAILQ_INIT(&m->ring);
+	TAILQ_INIT(&m->fastq);
 	TAILQ_INIT(&m->waitq);
 	TAILQ_INIT(&m->rasq);
 	return m;
@@ -652,7 +689,7 @@ int
 mux_has_output(const struct mux *m)
 {
 	return !STAILQ_EMPTY(&m->ctlq) || !TAILQ_EMPTY(&m->winq) ||
-	    !TAILQ_EMPTY(&m->ring);
+	    !TAILQ_EMPTY(&m->ring) || !TAILQ_EMPTY(&m->fastq);
 }
 
 size_t
@@ -719,9 +756,8 @@ mux_next_data(struct mux *m, struct mux_stream *s, uint8_t *dst, size_t cap,
 		s->sent = 0;
 		free(msg);
 	}
-	/* To the back of the ring, if it can still send. */
-	TAILQ_REMOVE(&m->ring, s, ring_entry);
-	s->in_ring = 0;
+	/* To the back of the ring or fastq, if it can still send. */
+	mux_ring_remove(m, s);
 	mux_ring_update(m, s);
 	return 0;
 }
@@ -771,12 +807,24 @@ mux_next_frame_1(struct mux *m, uint8_t *dst, size_t cap, size_t *lenp)
 		s->owed = 0;
 		return 0;
 	}
-	if ((s = TAILQ_FIRST(&m->ring)) != NULL) {
-		int r, drained = 0;
+	/*
+	 * fastq first, unless it has had a chunk's worth since the ring's
+	 * last frame (then the ring, if it has anyone).
+	 */
+	s = TAILQ_FIRST(&m->fastq);
+	if (s == NULL || (m->fast_bytes >= m->lim.chunk &&
+	    !TAILQ_EMPTY(&m->ring)))
+		s = TAILQ_FIRST(&m->ring);
+	if (s != NULL) {
+		int r, drained = 0, fast = s->in_fastq;
 		uint32_t id;
 
 		m->drain_id = 0;
 		r = mux_next_data(m, s, dst, cap, lenp);
+		if (r == 0 && fast)
+			m->fast_bytes += *lenp;
+		else if (r == 0)
+			m->fast_bytes = 0;
 		/* s may be gone (a CLOSE frees it); look the id up again. */
 		if ((id = m->drain_id) != 0) {
 			struct mux_stream *d = mux_lookup(m, id);

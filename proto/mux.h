@@ -21,7 +21,11 @@
  *
  * Flow control (send side): a stream sends DATA only while it has credit.
  * The scheduler takes one chunk from one stream at a time, round-robin, so
- * a small message waits behind at most one chunk per other busy stream.
+ * a large message waits behind at most one chunk per other busy stream.
+ * A stream whose next message is small (at most 4 KiB, unsent, covered by
+ * credit) is served from a small-message lane ahead of the round-robin,
+ * up to one chunk's worth of such frames between two round-robin chunks,
+ * so a small call or answer waits for no bulk chunk and bulk never starves.
  *
  * Link budget (no wire change; PROTOCOL.md section 4): lim.budget caps both
  * what the receive side holds for the whole link (reassembly buffers and
@@ -166,8 +170,10 @@ int mux_has_output(const struct mux *m);
 /*
  * Writes the next frame to send into dst (cap >= FRAME_HDR_LEN + chunk,
  * or FRAME_HDR_LEN + FRAME_MAX_CONTROL for control frames) and sets *len.
- * Order: control frames, then WINDOW updates owed, then one DATA chunk from
- * the next stream in round-robin order that has queued data and credit.
+ * Order: control frames, then WINDOW updates owed, then one DATA frame:
+ * a small whole message from the small-message lane (see the top), or one
+ * chunk from the next stream in round-robin order that has queued data
+ * and credit.
  * Returns 0, or MT_EAGAIN when there is nothing to send.
  */
 int mux_next_frame(struct mux *m, uint8_t *dst, size_t cap, size_t *len);

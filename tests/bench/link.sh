@@ -23,6 +23,14 @@
 # Rounds alternate the carriers (LINK_ROUNDS, 3); the table shows medians
 # over rounds and the link's ratio to ssh -R.  Knobs: LINK_SECONDS (3, bulk
 # phase per round), LINK_PINGS (300), LINK_BYTES (4194304).
+# A/B of the link in the same run: LINK_B_DEPS=DIR builds a second
+# linkbench against another deps tree (e.g. a private build with a patched
+# libwebsockets), LINK_B_OPTS adds linkbench options to it (e.g.
+# "--notsent-lowat 131072"); either adds a "link B" column, run right after
+# "link" in every round.  LINK_ONLY=1 skips ssh -R, stunnel and tcp.
+# LINK_TRACE=1 passes --trace 1 to the link runs: where the busy pings
+# waited, syscalls and CPU per MiB, in $T/res/link*.err (kept with
+# KEEP_TMP=1) and summed up at the end.
 # CPU per GiB counts linkbench's own processes and, for the TCP carriers,
 # the carrier's processes and tcp-serve (from /proc, by process group).
 # Writes build/bench/link.json (medians, every run, load average).
@@ -51,17 +59,34 @@ cc -O2 -std=c11 -D_GNU_SOURCE -Wall -I "$MCPTUN_TOP" -I "$D/include" -o "$LB" \
     "$D/lib/libmbedtls.a" "$D/lib/libmbedx509.a" "$D/lib/libmbedcrypto.a" \
     $(ls "$D/lib/libeverest.a" "$D/lib/libp256m.a" 2>/dev/null) \
     -lpthread -lm || { echo "link bench: cannot build linkbench.c" >&2; exit 1; }
+LB_B=""
+if [ -n "${LINK_B_DEPS:-}${LINK_B_OPTS:-}" ]; then
+	DB=${LINK_B_DEPS:-$D}
+	LB_B=$OUT/linkbench-b
+	# shellcheck disable=SC2046
+	cc -O2 -std=c11 -D_GNU_SOURCE -Wall -I "$MCPTUN_TOP" -I "$DB/include" \
+	    -I "$D/include" -o "$LB_B" "$MCPTUN_TOP/tests/bench/linkbench.c" \
+	    "$LIB" "$DB/lib/libwebsockets.a" "$D/lib/libmbedtls.a" \
+	    "$D/lib/libmbedx509.a" "$D/lib/libmbedcrypto.a" \
+	    $(ls "$D/lib/libeverest.a" "$D/lib/libp256m.a" 2>/dev/null) \
+	    -lpthread -lm || { echo "link bench: cannot build linkbench.c against $DB" >&2; exit 1; }
+fi
+TRACE=""
+[ -n "${LINK_TRACE:-}" ] && TRACE="--trace 1"
 make_test_ca "$T/pki" >/dev/null || { echo "link bench: cannot make the test CA" >&2; exit 1; }
 
 SSH_NA="" ST_NA=""
-need_pkg stunnel4 stunnel4 || ST_NA="stunnel4 is not installed"
+if [ -n "${LINK_ONLY:-}" ]; then
+	SSH_NA="skipped (LINK_ONLY)" ST_NA="skipped (LINK_ONLY)"
+fi
+[ -n "$ST_NA" ] || need_pkg stunnel4 stunnel4 || ST_NA="stunnel4 is not installed"
 
 SRV_PORT=$(free_port)
 start_bg tcpserve "$LB" tcp-serve "$SRV_PORT"
 wait_port "$SRV_PORT" 10 || { echo "link bench: tcp-serve did not listen" >&2; exit 1; }
 
 SSH_FWD=$(free_port)
-if sshd_start; then
+if [ -z "$SSH_NA" ] && sshd_start; then
 	ssh_forward sshR "$SSH_FWD:$SRV_PORT" || SSH_NA=$FWD_NA
 fi
 [ -n "$SSH_NA" ] && say "ssh -R: n/a: $SSH_NA"
@@ -137,7 +162,11 @@ while [ $i -le "$ROUNDS" ]; do
 	CARRIER=""
 	# shellcheck disable=SC2086
 	run link "$LB" link --cert "$T/pki/server.crt" --key "$T/pki/server.key" \
-	    --ca "$T/pki/ca.crt" $OPTS
+	    --ca "$T/pki/ca.crt" $OPTS $TRACE
+	# shellcheck disable=SC2086
+	[ -n "$LB_B" ] && run linkB "$LB_B" link --cert "$T/pki/server.crt" \
+	    --key "$T/pki/server.key" --ca "$T/pki/ca.crt" $OPTS $TRACE \
+	    ${LINK_B_OPTS:-}
 	# shellcheck disable=SC2086
 	CARRIER="sshd sshR tcpserve"
 	[ -z "$SSH_NA" ] && run ssh "$LB" tcp "127.0.0.1:$SSH_FWD" --carrier ssh-R $OPTS
@@ -146,18 +175,21 @@ while [ $i -le "$ROUNDS" ]; do
 	[ -z "$ST_NA" ] && run stunnel "$LB" tcp "127.0.0.1:$ST_CLI" --carrier stunnel $OPTS
 	CARRIER="tcpserve"
 	# shellcheck disable=SC2086
-	run tcp "$LB" tcp "127.0.0.1:$SRV_PORT" --carrier tcp $OPTS
+	[ -z "${LINK_ONLY:-}" ] && run tcp "$LB" tcp "127.0.0.1:$SRV_PORT" --carrier tcp $OPTS
 	i=$((i + 1))
 done
 
 python3 - "$R" "$OUT/link.json" "$LOAD0 at start, $(cut -d' ' -f1 /proc/loadavg) at end" \
-    "$(nproc)" "$ROUNDS" "$SSH_NA" "$ST_NA" <<'EOF'
+    "$(nproc)" "$ROUNDS" "$SSH_NA" "$ST_NA" \
+    "${LINK_B_DEPS:+deps $LINK_B_DEPS }${LINK_B_OPTS:-}" <<'EOF'
 import json, os, statistics, sys
-res, out, load, nproc, rounds, ssh_na, st_na = sys.argv[1:8]
+res, out, load, nproc, rounds, ssh_na, st_na, b_what = sys.argv[1:9]
 keys = ["bulk_mb_per_s", "idle_p50_us", "idle_p99_us", "busy_p50_us",
         "busy_p99_us", "busy_bulk_mb_per_s"]
 cols = [("link", "link"), ("ssh", "ssh -R"), ("stunnel", "stunnel"),
         ("tcp", "tcp")]
+if b_what:
+    cols.insert(1, ("linkB", "link B"))
 runs, med = {}, {}
 for c, _ in cols:
     p = os.path.join(res, c + ".jsonl")
@@ -185,7 +217,7 @@ doc = {"what": "tunnel link alone: 4 MiB answers (MiB/s) and 64-byte round "
        "trips (us), idle and next to a bulk transfer; medians over rounds",
        "nproc": int(nproc), "load": load, "rounds": int(rounds),
        "median": med, "runs": runs,
-       "na": {k: v for k, v in na.items() if v},
+       "na": {k: v for k, v in na.items() if v}, "link_b": b_what or None,
        "ratio_link_to_ssh": {k: ratio("link", "ssh", k) for k in keys + ["cpu_s_per_gib"]}}
 json.dump(doc, open(out, "w"), indent=1)
 names = {"bulk_mb_per_s": "bulk MiB/s (4 MiB answers)",
@@ -196,8 +228,8 @@ names = {"bulk_mb_per_s": "bulk MiB/s (4 MiB answers)",
          "busy_bulk_mb_per_s": "bulk MiB/s during the pings",
          "cpu_s_per_gib": "CPU s per GiB moved (both ends + carrier)"}
 w = max(len(v) for v in names.values())
-print("%-*s %9s %9s %9s %9s %11s" % (w, "", "link", "ssh -R", "stunnel",
-      "tcp", "link/ssh"))
+print(("%-*s" + " %9s" * len(cols) + " %11s") % ((w, "") +
+      tuple(n for _, n in cols) + ("link/ssh",)))
 for k in keys + ["cpu_s_per_gib"]:
     row = []
     for c, _ in cols:
@@ -207,12 +239,25 @@ for k in keys + ["cpu_s_per_gib"]:
     r = ratio("link", "ssh", k)
     print("%-*s %s %11s" % (w, names[k], " ".join(row),
           "%.2fx" % r if r is not None else "n/a"))
-if med["link"]:
-    m = med["link"]
-    print("link: p99 during bulk is %.1fx idle (issue 3 target: within 3x)" %
-          (m["busy_p99_us"] / m["idle_p99_us"] if m["idle_p99_us"] else 0))
+for c in ("link", "linkB"):
+    m = med.get(c)
+    if m:
+        print("%s: p99 during bulk is %.1fx idle (issue 3 target: within 3x)" %
+              (c, m["busy_p99_us"] / m["idle_p99_us"] if m["idle_p99_us"] else 0))
+if b_what and med.get("link") and med.get("linkB"):
+    print("link B is %s; B/A: %s" % (b_what, ", ".join(
+        "%s %.2f" % (k, ratio("linkB", "link", k)) for k in keys +
+        ["cpu_s_per_gib"] if ratio("linkB", "link", k) is not None)))
 for k, v in na.items():
     if v:
         print("%s: n/a: %s" % (k, v))
 print("load average %s, %s CPUs; written to %s" % (load, nproc, out))
 EOF
+if [ -n "$TRACE" ]; then
+	for c in link linkB; do
+		[ -f "$R/$c.err" ] || continue
+		echo "$c --trace, every round:"
+		grep -h -A3 '^trace busy' "$R/$c.err" | grep -v '^--'
+		grep -h '^trace bulk' "$R/$c.err"
+	done
+fi

@@ -29,8 +29,19 @@
  * window (limits.chunk, 65536; limits.window, 4194304);
  * --notsent-lowat N sets TCP_NOTSENT_LOWAT on the link's socket (both
  * ends), which keeps the kernel's unsent queue short so that the mux, not
- * the socket buffer, decides what goes next.
+ * the socket buffer, decides what goes next; --rcvbuf N sets SO_RCVBUF on
+ * both ends (ends the kernel's autotuning), which bounds what can wait
+ * unread at a receiver that cannot keep up.
+ * --trace 1 (link only) says on stderr where the pings waited: the
+ * answering side stamps each ping answer with when the request reached it,
+ * how many frames it wrote before the answer and its socket's send queue;
+ * the asking side splits each round trip into its own mux queue, the
+ * request's way, the answerer's mux queue and the answer's way back (lws,
+ * TLS, both kernels' buffers), for the p50 band, p90-p99 and the top 1%,
+ * and gives read/write system calls and CPU per MiB of both sides during
+ * the bulk phase (from /proc).
  */
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -38,6 +49,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -68,6 +80,8 @@ static int opt_pings = 400;
 static uint32_t opt_chunk;		/* 0: the daemons' default */
 static uint32_t opt_window;		/* 0: the daemons' default */
 static int opt_lowat;			/* TCP_NOTSENT_LOWAT on the link, 0 off */
+static int opt_trace;			/* --trace: where busy pings wait */
+static int opt_rcvbuf;			/* SO_RCVBUF on the link, 0 autotuned */
 static uint8_t *payload;		/* MAX_ANSWER bytes to answer from */
 
 static void
@@ -142,6 +156,30 @@ print_result(const char *carrier, const struct result *r, double cpu)
 
 /* ---- the link: mux over lws ------------------------------------------- */
 
+/*
+ * --trace: the answering side stamps each ping answer with what it saw of
+ * the previous ping (the answer is built before its own frame is written):
+ * when the request arrived, how many frames it wrote before the answer's,
+ * when the answer's frame went to lws_write and how full its socket's send
+ * queue was then.  CLOCK_MONOTONIC is shared by both processes.
+ */
+struct ping_stamp {
+	double	 t_req;		/* answerer: request delivered by the mux */
+	double	 t_write;	/* answerer: answer frame handed to lws_write */
+	int32_t	 frames;	/* answerer: frames written in between */
+	int32_t	 outq;		/* answerer: SIOCOUTQ after that write */
+	int32_t	 nsent;		/* answerer: SIOCOUTQNSD after that write */
+	int32_t	 lws_buffered;	/* answerer: lws_send_pipe_choked then */
+};
+
+struct ping_trace {
+	double	 t0;		/* asker: mux_send of the request */
+	double	 t_wr;		/* asker: request frame to lws_write */
+	double	 t_recv;	/* asker: answer delivered */
+	int32_t	 inq;		/* asker: SIOCINQ when the request went out */
+	struct ping_stamp peer;
+};
+
 struct side {
 	struct lws_context *ctx;
 	struct mux	*m;
@@ -161,6 +199,12 @@ struct side {
 	double		 ping_t0;
 	double		*rtt;
 	int		 nrtt;
+
+	/* --trace */
+	struct ping_trace *tr;		/* asker, one per ping */
+	int		 ping_wr_pending;	/* asker: request not yet written */
+	struct ping_stamp cur, last;	/* answerer */
+	int		 ans_pending;	/* answerer: answer not yet written */
 };
 
 static struct side S;
@@ -193,6 +237,22 @@ on_message(void *arg, uint32_t stream, const uint8_t *data, size_t len)
 		n = strtoul((const char *)data, NULL, 10);
 		if (n > MAX_ANSWER)
 			n = MAX_ANSWER;
+		if (opt_trace && stream == S_PING &&
+		    n >= sizeof(struct ping_stamp)) {
+			uint8_t ans[MAX_ANSWER < 4096 ? MAX_ANSWER : 4096];
+
+			if (n > sizeof(ans))
+				n = sizeof(ans);
+			memcpy(ans, payload, n);
+			memcpy(ans, &S.last, sizeof(S.last));
+			memset(&S.cur, 0, sizeof(S.cur));
+			S.cur.t_req = now_s();
+			S.ans_pending = 1;
+			if (mux_send(S.m, stream, ans, n) != 0)
+				die("mux_send of the answer failed");
+			side_want_write();
+			return;
+		}
 		if (mux_send(S.m, stream, payload, n) != 0)
 			die("mux_send of the answer failed");
 		side_want_write();
@@ -207,7 +267,16 @@ on_message(void *arg, uint32_t stream, const uint8_t *data, size_t len)
 			ask(S_BULK, opt_bytes);
 		}
 	} else if (stream == S_PING) {
-		S.rtt[S.nrtt++] = now_s() - S.ping_t0;
+		double t = now_s();
+
+		if (S.tr != NULL) {
+			S.tr[S.nrtt].t_recv = t;
+			/* The stamp is about the previous ping. */
+			if (S.nrtt > 0 && len >= sizeof(struct ping_stamp))
+				memcpy(&S.tr[S.nrtt - 1].peer, data,
+				    sizeof(struct ping_stamp));
+		}
+		S.rtt[S.nrtt++] = t - S.ping_t0;
 		S.ping_out = 0;
 	}
 }
@@ -245,9 +314,39 @@ side_write(struct lws *wsi)
 		return 0;
 	if (r != 0)
 		die("mux_next_frame: %s", mt_strerror(r));
+	if (opt_trace) {
+		uint8_t *h = S.txbuf + LWS_PRE;
+		uint32_t id = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 |
+		    (uint32_t)h[6] << 8 | h[7];
+		int fd = lws_get_socket_fd(wsi), v = 0;
+
+		if (S.asker && id == S_PING && S.ping_wr_pending) {
+			S.ping_wr_pending = 0;
+			S.tr[S.nrtt].t_wr = now_s();
+			if (ioctl(fd, SIOCINQ, &v) == 0)
+				S.tr[S.nrtt].inq = v;
+		} else if (!S.asker && S.ans_pending) {
+			if (id == S_PING && h[1] == FRAME_DATA) {
+				S.ans_pending = 0;
+				S.cur.t_write = now_s();
+			} else
+				S.cur.frames++;
+		}
+	}
 	if (lws_write(wsi, S.txbuf + LWS_PRE, len, LWS_WRITE_BINARY) <
 	    (int)len)
 		die("lws_write failed");
+	if (opt_trace && !S.asker && S.cur.t_write != 0 && S.last.t_req !=
+	    S.cur.t_req) {
+		int fd = lws_get_socket_fd(wsi), v = 0;
+
+		if (ioctl(fd, SIOCOUTQ, &v) == 0)
+			S.cur.outq = v;
+		if (ioctl(fd, SIOCOUTQNSD, &v) == 0)
+			S.cur.nsent = v;
+		S.cur.lws_buffered = lws_send_pipe_choked(wsi);
+		S.last = S.cur;
+	}
 	if (mux_has_output(S.m))
 		lws_callback_on_writable(wsi);
 	return 0;
@@ -265,6 +364,10 @@ link_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		    IPPROTO_TCP, TCP_NOTSENT_LOWAT, &opt_lowat,
 		    sizeof(opt_lowat)) != 0)
 			die("TCP_NOTSENT_LOWAT: %s", strerror(errno));
+		if (opt_rcvbuf > 0 && setsockopt(lws_get_socket_fd(wsi),
+		    SOL_SOCKET, SO_RCVBUF, &opt_rcvbuf,
+		    sizeof(opt_rcvbuf)) != 0)
+			die("SO_RCVBUF: %s", strerror(errno));
 		side_want_write();
 		return 0;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -316,6 +419,9 @@ side_init(int asker)
 	S.txcap = mux_frame_cap(S.m);
 	S.txbuf = malloc(LWS_PRE + S.txcap);
 	S.rtt = calloc((size_t)opt_pings, sizeof(double));
+	if (opt_trace && asker &&
+	    (S.tr = calloc((size_t)opt_pings + 1, sizeof(*S.tr))) == NULL)
+		die("out of memory");
 	if (S.txbuf == NULL || S.rtt == NULL)
 		die("out of memory");
 	buf_init(&S.rx, FRAME_HDR_LEN + (lim.chunk > FRAME_MAX_CONTROL ?
@@ -331,6 +437,120 @@ service_until(int *flag, int want)
 		die("the link closed early");
 }
 
+static pid_t child_pid;
+
+static double
+cpu_seconds(int who)
+{
+	struct rusage ru;
+
+	getrusage(who, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds used so far by process pid (from /proc). */
+static double
+proc_cpu(pid_t pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) != NULL &&
+	    (p = strrchr(line, ')')) != NULL)
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		    &ut, &st);
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Read and write system calls of process pid so far (/proc/PID/io). */
+static void
+proc_sysc(pid_t pid, double *r, double *w)
+{
+	char path[64], line[128];
+	FILE *f;
+
+	*r = *w = 0;
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		sscanf(line, "syscr: %lf", r);
+		sscanf(line, "syscw: %lf", w);
+	}
+	fclose(f);
+}
+
+static int
+cmp_trace(const void *a, const void *b)
+{
+	const struct ping_trace *x = a, *y = b;
+	double dx = x->t_recv - x->t0, dy = y->t_recv - y->t0;
+
+	return dx < dy ? -1 : dx > dy;
+}
+
+/*
+ * --trace: where the pings of one phase waited, on stderr.  Columns, all in
+ * us: q = asker's mux queue (mux_send to lws_write of the request), req =
+ * request on the wire and in the answerer's receive path, mux = answerer's
+ * mux queue (frames = chunks it wrote first), wire = answer from lws_write
+ * to delivery (lws, TLS, both kernels' buffers, the asker's reading and
+ * decrypting); outq/unsent = answerer's SIOCOUTQ/SIOCOUTQNSD right after
+ * the answer's lws_write, inq = asker's SIOCINQ as its request went out.
+ */
+static void
+trace_report(const char *phase, int n, double mib_s, double cpu_self,
+    double cpu_peer)
+{
+	struct ping_trace *t;
+	int i, k, from[3], cnt[3];
+	const char *name[3] = { "p50 band", "p90-p99 ", "top 1%  " };
+	double q, rq, mx, w, fr, oq, ns, iq, lb;
+
+	/* The last ping has no stamp from the answerer. */
+	n--;
+	if (S.tr == NULL || n < 10)
+		return;
+	qsort(S.tr, (size_t)n, sizeof(*S.tr), cmp_trace);
+	from[0] = n * 45 / 100; cnt[0] = n / 10;
+	from[1] = n * 90 / 100; cnt[1] = n * 9 / 100;
+	from[2] = n * 99 / 100; cnt[2] = n - from[2];
+	fprintf(stderr, "trace %s: %d pings, bulk %.0f MiB/s, CPU asker %.0f%% "
+	    "answerer %.0f%%\n", phase, n, mib_s, cpu_self * 100,
+	    cpu_peer * 100);
+	for (k = 0; k < 3; k++) {
+		q = rq = mx = w = fr = oq = ns = iq = lb = 0;
+		if (cnt[k] < 1)
+			cnt[k] = 1;
+		for (i = from[k]; i < from[k] + cnt[k] && i < n; i++) {
+			t = &S.tr[i];
+			q += t->t_wr - t->t0;
+			rq += t->peer.t_req - t->t_wr;
+			mx += t->peer.t_write - t->peer.t_req;
+			w += t->t_recv - t->peer.t_write;
+			fr += t->peer.frames;
+			oq += t->peer.outq;
+			ns += t->peer.nsent;
+			iq += t->inq;
+			lb += t->peer.lws_buffered;
+		}
+		fprintf(stderr, "  %s rtt %6.0f = q %4.0f + req %5.0f + mux %5.0f "
+		    "(%.1f frames) + wire %5.0f us; outq %.0f KiB unsent %.0f KiB, "
+		    "asker inq %.0f KiB, choked %.0f%%; wire x MiB/s = %.0f KiB\n",
+		    name[k], (q + rq + mx + w) / cnt[k] * 1e6, q / cnt[k] * 1e6,
+		    rq / cnt[k] * 1e6, mx / cnt[k] * 1e6, fr / cnt[k],
+		    w / cnt[k] * 1e6, oq / cnt[k] / 1024, ns / cnt[k] / 1024,
+		    iq / cnt[k] / 1024, lb / cnt[k] * 100,
+		    w / cnt[k] * mib_s * 1024);
+	}
+}
+
 /* Runs pings sequentially; returns how many. */
 static int
 link_pings(int n)
@@ -338,9 +558,15 @@ link_pings(int n)
 	int i;
 
 	S.nrtt = 0;
+	if (S.tr != NULL)
+		memset(S.tr, 0, (size_t)opt_pings * sizeof(*S.tr));
 	for (i = 0; i < n; i++) {
 		S.ping_out = 1;
 		S.ping_t0 = now_s();
+		if (S.tr != NULL) {
+			S.tr[i].t0 = S.ping_t0;
+			S.ping_wr_pending = 1;
+		}
 		ask(S_PING, PING_BYTES);
 		service_until(&S.ping_out, 0);
 	}
@@ -350,7 +576,7 @@ link_pings(int n)
 static void
 link_asker(struct result *r)
 {
-	double t0, el;
+	double t0, el, c0, p0, sr[2], sw[2];
 	int n;
 
 	/* Warm-up: TLS, buffers, credit. */
@@ -364,6 +590,10 @@ link_asker(struct result *r)
 	S.bulk_bytes = 0;
 	S.bulk_on = 1;
 	S.bulk_out = 1;
+	proc_sysc(getpid(), &sr[0], &sw[0]);
+	proc_sysc(child_pid, &sr[1], &sw[1]);
+	c0 = cpu_seconds(RUSAGE_SELF);
+	p0 = proc_cpu(child_pid);
 	t0 = now_s();
 	ask(S_BULK, opt_bytes);
 	while (now_s() - t0 < opt_seconds && !S.closed)
@@ -372,10 +602,24 @@ link_asker(struct result *r)
 	S.bulk_on = 0;
 	r->bulk_n = S.bulk_n;
 	r->bulk_mib_s = (double)S.bulk_bytes / (1 << 20) / el;
+	if (opt_trace) {
+		double mib = (double)S.bulk_bytes / (1 << 20), r1, w1, r2, w2;
+
+		proc_sysc(getpid(), &r1, &w1);
+		proc_sysc(child_pid, &r2, &w2);
+		fprintf(stderr, "trace bulk: %.0f MiB/s; per MiB: asker "
+		    "%.0f reads %.0f writes %.1f ms CPU, answerer %.0f reads "
+		    "%.0f writes %.1f ms CPU\n", r->bulk_mib_s,
+		    (r1 - sr[0]) / mib, (w1 - sw[0]) / mib,
+		    (cpu_seconds(RUSAGE_SELF) - c0) / mib * 1e3,
+		    (r2 - sr[1]) / mib, (w2 - sw[1]) / mib,
+		    (proc_cpu(child_pid) - p0) / mib * 1e3);
+	}
 	service_until(&S.bulk_out, 0);
 
 	/* Pings, idle. */
 	n = link_pings(opt_pings);
+	trace_report("idle", n, 0, 0, 0);
 	qsort(S.rtt, (size_t)n, sizeof(double), cmp_double);
 	r->idle[0] = pct_us(S.rtt, n, 50);
 	r->idle[1] = pct_us(S.rtt, n, 99);
@@ -392,12 +636,17 @@ link_asker(struct result *r)
 		lws_service(S.ctx, 0);
 	S.bulk_n = 0;
 	S.bulk_bytes = 0;
+	c0 = cpu_seconds(RUSAGE_SELF);
+	p0 = proc_cpu(child_pid);
 	t0 = now_s();
 	n = link_pings(opt_pings);
 	el = now_s() - t0;
 	S.bulk_on = 0;
 	r->busy_bulk_n = S.bulk_n;
 	r->busy_mib_s = (double)S.bulk_bytes / (1 << 20) / el;
+	trace_report("busy", n, r->busy_mib_s,
+	    (cpu_seconds(RUSAGE_SELF) - c0) / el,
+	    (proc_cpu(child_pid) - p0) / el);
 	qsort(S.rtt, (size_t)n, sizeof(double), cmp_double);
 	r->busy[0] = pct_us(S.rtt, n, 50);
 	r->busy[1] = pct_us(S.rtt, n, 99);
@@ -466,16 +715,6 @@ link_child(int port, const char *ca)
 	exit(0);
 }
 
-static double
-cpu_seconds(int who)
-{
-	struct rusage ru;
-
-	getrusage(who, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 static int
 mode_link(const char *cert, const char *key, const char *ca)
 {
@@ -490,6 +729,7 @@ mode_link(const char *cert, const char *key, const char *ca)
 		die("fork failed");
 	if (pid == 0)
 		link_child(port, ca);
+	child_pid = pid;
 	side_init(1);
 	memset(&info, 0, sizeof(info));
 	info.port = port;
@@ -755,7 +995,8 @@ usage(void)
 	fprintf(stderr, "usage: linkbench link --cert F --key F --ca F [opts]\n"
 	    "       linkbench tcp-serve PORT\n"
 	    "       linkbench tcp HOST:PORT [--carrier NAME] [opts]\n"
-	    "opts: --bytes N --seconds S --pings N --notsent-lowat N --chunk N --window N (link)\n");
+	    "opts: --bytes N --seconds S --pings N --notsent-lowat N --chunk N --window N\n"
+	    "      --trace 1 --rcvbuf N (link)\n");
 	exit(2);
 }
 
@@ -809,6 +1050,10 @@ main(int argc, char **argv)
 			opt_chunk = (uint32_t)strtoul(v, NULL, 10);
 		else if (strcmp(argv[i], "--notsent-lowat") == 0)
 			opt_lowat = atoi(v);
+		else if (strcmp(argv[i], "--trace") == 0)
+			opt_trace = atoi(v);
+		else if (strcmp(argv[i], "--rcvbuf") == 0)
+			opt_rcvbuf = atoi(v);
 		else
 			usage();
 		i++;

@@ -361,6 +361,94 @@ test_fairness(void **state)
 	peer_free(&b);
 }
 
+/*
+ * A small message takes the small-message lane: it goes out before the
+ * next chunk of a bulk stream that is well under way.
+ */
+static void
+test_small_first(void **state)
+{
+	struct peer a, b;
+	struct mux_limits la;
+	struct frame f;
+	size_t biglen = 8 * MiB, i;
+	uint8_t *big = pattern(biglen, 5);
+
+	mux_limits_default(&la);
+	la.max_msg = biglen;
+	pair_init(&a, &b, &la, NULL, 1);
+	assert_int_equal(mux_stream_add(a.m, 2), 0);
+	assert_int_equal(mux_stream_add(b.m, 2), 0);
+	assert_int_equal(mux_send(a.m, 1, big, biglen), 0);
+	free(big);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(xfer(&a, &b, NULL), 1);
+		while (xfer(&b, &a, NULL))
+			;
+	}
+	assert_int_equal(mux_send(a.m, 2, "ping", 4), 0);
+	assert_int_equal(xfer(&a, &b, &f), 1);
+	assert_int_equal(f.type, FRAME_DATA);
+	assert_int_equal(f.stream, 2);
+	assert_int_equal(b.nev, 1);
+	assert_int_equal(b.ev[0].stream, 2);
+	assert_int_equal(b.ev[0].len, 4);
+	/* A message over MUX_SMALL (4096) waits its turn in the ring. */
+	big = pattern(8192, 6);
+	assert_int_equal(mux_send(a.m, 2, big, 8192), 0);
+	free(big);
+	assert_int_equal(xfer(&a, &b, &f), 1);
+	assert_int_equal(f.stream, 1);
+	assert_int_equal(xfer(&a, &b, &f), 1);
+	assert_int_equal(f.stream, 2);
+	peer_free(&a);
+	peer_free(&b);
+}
+
+/*
+ * The small-message lane cannot starve a bulk stream: between two of its
+ * chunks, at most one chunk's worth of small frames goes out.
+ */
+static void
+test_small_lane_bounded(void **state)
+{
+	struct peer a, b;
+	struct mux_limits la;
+	struct frame f;
+	size_t biglen = 8 * MiB, i, run = 0, maxrun = 0, bulk = 0;
+	size_t smalllen = 1000, nsmall = 300;
+	uint8_t *big = pattern(biglen, 7), *small = pattern(smalllen, 8);
+
+	mux_limits_default(&la);
+	la.max_msg = biglen;
+	pair_init(&a, &b, &la, NULL, 1);
+	assert_int_equal(mux_stream_add(a.m, 2), 0);
+	assert_int_equal(mux_stream_add(b.m, 2), 0);
+	assert_int_equal(mux_send(a.m, 1, big, biglen), 0);
+	for (i = 0; i < nsmall; i++)
+		assert_int_equal(mux_send(a.m, 2, small, smalllen), 0);
+	free(big);
+	free(small);
+	for (i = 0; i < nsmall + 10; i++) {
+		assert_int_equal(xfer(&a, &b, &f), 1);
+		while (xfer(&b, &a, NULL))
+			;
+		if (f.type != FRAME_DATA)
+			continue;
+		if (f.stream == 1) {
+			bulk++;
+			run = 0;
+		} else if (++run > maxrun)
+			maxrun = run;
+	}
+	/* 65536 bytes of 1012-byte frames: 65 in a row at most. */
+	assert_true(maxrun >= 2);
+	assert_true(maxrun <= 65536 / (smalllen + FRAME_HDR_LEN) + 1);
+	assert_true(bulk >= nsmall / 65);
+	peer_free(&a);
+	peer_free(&b);
+}
+
 static void
 test_window_pause(void **state)
 {
@@ -1150,6 +1238,8 @@ main(void)
 		cmocka_unit_test(test_big_message),
 		cmocka_unit_test(test_chunking_more),
 		cmocka_unit_test(test_fairness),
+		cmocka_unit_test(test_small_first),
+		cmocka_unit_test(test_small_lane_bounded),
 		cmocka_unit_test(test_window_pause),
 		cmocka_unit_test(test_peer_window),
 		cmocka_unit_test(test_window_overrun),
