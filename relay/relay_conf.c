@@ -13,6 +13,10 @@
 #include "common/token.h"
 #include "common/xmalloc.h"
 
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -62,14 +66,23 @@ secret_node(const struct conf_node *node, const char *key)
 	return conf_node_get(node, fkey);
 }
 
+static const char listen_form[] = "must be ADDR:PORT or [v6addr]:PORT "
+    "with ADDR an IP address, localhost or a network interface (host names "
+    "are not looked up)";
+
 /*
  * Parses "host:port" or "[v6]:port" into a new host string and a port.
- * Returns 0 or MT_EINVAL.
+ * The host must be what lws can bind without a lookup: an IP address or
+ * a network interface name; "localhost" becomes 127.0.0.1.  lws takes
+ * any other name for an interface that is not up yet and binds nothing,
+ * while the relay would say it listens.  Returns 0 or MT_EINVAL.
  */
 static int
 listen_parse(const char *s, char **hostp, int *portp)
 {
 	const char *colon, *h, *p;
+	struct in6_addr a6;
+	char *host;
 	size_t hlen, i;
 	long port = 0;
 
@@ -101,7 +114,17 @@ listen_parse(const char *s, char **hostp, int *portp)
 	}
 	if (port < 1 || port > 65535)
 		return MT_EINVAL;
-	*hostp = xstrndup(h, hlen);
+	host = xstrndup(h, hlen);
+	if (strcmp(host, "localhost") == 0) {
+		free(host);
+		host = xstrdup("127.0.0.1");
+	} else if (inet_pton(AF_INET, host, &a6) != 1 &&
+	    inet_pton(AF_INET6, host, &a6) != 1 && strchr(host, '%') == NULL &&
+	    if_nametoindex(host) == 0) {
+		free(host);
+		return MT_EINVAL;
+	}
+	*hostp = host;
 	*portp = (int)port;
 	return 0;
 }
@@ -419,14 +442,14 @@ relay_check(struct conf_ctx *ctx, const struct conf_node *node, void *base)
 	free(c->listen_host);
 	c->listen_host = NULL;
 	if (listen_parse(c->listen, &c->listen_host, &c->listen_port) != 0)
-		r = conf_error_at(ctx, c->listen_pos, "\"listen\" must be "
-		    "host:port or [v6addr]:port");
+		r = conf_error_at(ctx, c->listen_pos, "\"listen\" %s",
+		    listen_form);
 	free(c->tunnel_listen_host);
 	c->tunnel_listen_host = NULL;
 	if (c->tunnel_listen != NULL && listen_parse(c->tunnel_listen,
 	    &c->tunnel_listen_host, &c->tunnel_listen_port) != 0)
-		r = conf_error_at(ctx, c->tunnel_listen_pos, "\"tunnel_listen\" "
-		    "must be host:port or [v6addr]:port");
+		r = conf_error_at(ctx, c->tunnel_listen_pos,
+		    "\"tunnel_listen\" %s", listen_form);
 	else if (c->tunnel_listen != NULL && c->listen_host != NULL &&
 	    listen_overlap(c))
 		r = conf_error_at(ctx, c->tunnel_listen_pos, "\"tunnel_listen\" "
@@ -582,7 +605,7 @@ relay_conf_check(struct relay_conf *conf, char *err, size_t errlen)
 	if (conf->listen == NULL ||
 	    listen_parse(conf->listen, &host, &port) != 0) {
 		conf_format_error(err, errlen, conf->path, conf->listen_pos,
-		    "\"listen\" must be host:port or [v6addr]:port");
+		    "\"listen\" %s", listen_form);
 		return MT_ECONFIG;
 	}
 	free(conf->listen_host);
@@ -593,8 +616,8 @@ relay_conf_check(struct relay_conf *conf, char *err, size_t errlen)
 	if (conf->tunnel_listen != NULL) {
 		if (listen_parse(conf->tunnel_listen, &host, &port) != 0) {
 			conf_format_error(err, errlen, conf->path,
-			    conf->tunnel_listen_pos, "\"tunnel_listen\" must be "
-			    "host:port or [v6addr]:port");
+			    conf->tunnel_listen_pos, "\"tunnel_listen\" %s",
+			    listen_form);
 			return MT_ECONFIG;
 		}
 		conf->tunnel_listen_host = host;

@@ -638,15 +638,30 @@ test_ws_needs_insecure(void **state)
 	client_conf_unref(c);
 }
 
+#define LISTEN_FORM "must be ADDR:PORT or [v6addr]:PORT with ADDR an IP " \
+    "address, localhost or a network interface (host names are not " \
+    "looked up)"
+
 static void
 test_relay_errors(void **state)
 {
 	struct relay_conf *c = NULL;
 
 	relay_fails("tls: {cert: a, key: b}\nlisten: nowhere\n",
-	    "x.yaml:2:9: \"listen\" must be host:port or [v6addr]:port");
+	    "x.yaml:2:9: \"listen\" " LISTEN_FORM);
 	relay_fails("listen: \"[::1]:99999\"\n",
-	    "x.yaml:1:9: \"listen\" must be host:port or [v6addr]:port");
+	    "x.yaml:1:9: \"listen\" " LISTEN_FORM);
+	/* lws would take a host name for an interface and bind nothing. */
+	relay_fails("listen: relay.example.com:8443\n",
+	    "x.yaml:1:9: \"listen\" " LISTEN_FORM);
+	assert_int_equal(load_relay("listen: localhost:8443\n", &c), 0);
+	assert_string_equal(c->listen_host, "127.0.0.1");
+	relay_conf_unref(c);
+	c = NULL;
+	assert_int_equal(load_relay("listen: lo:8443\n", &c), 0);
+	assert_string_equal(c->listen_host, "lo");
+	relay_conf_unref(c);
+	c = NULL;
 	relay_fails("tunnels:\n  acme: {token_sha256: " HASH_A "}\n"
 	    "agents:\n  c:\n    token_sha256: " HASH_B "\n"
 	    "    allow: [\"lab/*\"]\n",
@@ -704,8 +719,7 @@ test_relay_mtls(void **state)
 	    "x.yaml:4:5: unknown key \"client_cert_c\" under tunnels.acme "
 	    "(did you mean \"client_cert_cn\"?)");
 	relay_fails("listen: 127.0.0.1:9443\ntunnel_listen: nowhere\n",
-	    "x.yaml:2:16: \"tunnel_listen\" must be host:port or "
-	    "[v6addr]:port");
+	    "x.yaml:2:16: \"tunnel_listen\" " LISTEN_FORM);
 	relay_fails("listen: 127.0.0.1:9443\ntunnel_listen: 127.0.0.1:9443\n",
 	    "x.yaml:2:16: \"tunnel_listen\" must be another port than "
 	    "\"listen\" (127.0.0.1:9443)");
@@ -768,14 +782,14 @@ test_relay_mtls(void **state)
 	assert_int_equal(relay_conf_set(c, "tunnel_listen", "localhost:9445",
 	    errbuf, sizeof(errbuf)), 0);
 	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)), 0);
-	assert_string_equal(c->tunnel_listen_host, "localhost");
+	/* lws binds addresses or interfaces, not names. */
+	assert_string_equal(c->tunnel_listen_host, "127.0.0.1");
 	assert_int_equal(c->tunnel_listen_port, 9445);
 	assert_int_equal(relay_conf_set(c, "tunnel_listen", "bad", errbuf,
 	    sizeof(errbuf)), 0);
 	assert_int_equal(relay_conf_check(c, errbuf, sizeof(errbuf)),
 	    MT_ECONFIG);
-	assert_string_equal(errbuf, "x.yaml: \"tunnel_listen\" must be "
-	    "host:port or [v6addr]:port");
+	assert_string_equal(errbuf, "x.yaml: \"tunnel_listen\" " LISTEN_FORM);
 	relay_conf_unref(c);
 }
 
