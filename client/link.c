@@ -759,6 +759,21 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		log_warnx("link to %s closed", L.url);
 		link_down(was);
 		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/*
+		 * Every wsi ends here (link_protocol is protocols[0]).  lws
+		 * drops an attempt without CONNECTION_ERROR when a write
+		 * fails during the handshake (EPIPE: a relay that refused
+		 * our certificate closed first), and never clears
+		 * L.connecting, which would block every later attempt.
+		 */
+		if (wsi != L.connecting)
+			return 0;
+		L.connecting = NULL;
+		link_log_connect_error("Closed before conn");
+		if (L.wsi == NULL)
+			link_schedule_connect(0);
+		return 0;
 	default:
 		break;
 	}
