@@ -2,8 +2,8 @@
 # MCP SDK client (agent.mjs), the raw HTTP helper and the reference servers
 # from tests/node/package-lock.json.
 #
-#   node_setup            npm ci in tests/node when node_modules is missing or
-#                         older than package-lock.json; 1 if that fails
+#   node_setup            npm ci in tests/node unless node_modules holds what
+#                         package-lock.json pins; 1 if that fails
 #   require_node NAME     node_setup, or "skip - NAME" and end the test
 #   agent ARGS...         node tests/node/agent.mjs ARGS (see its header):
 #                           agent --url URL --token T [--ca FILE] SCRIPT
@@ -46,8 +46,11 @@ node_setup() {
 	_ns_lock=${TMPDIR:-/tmp}/mcptun-npm-$(printf '%s' "$NODE_DIR" | cksum | cut -d' ' -f1).lock
 	(
 		command -v flock >/dev/null 2>&1 && flock -w 600 9
-		_ns_stamp=$NODE_DIR/node_modules/.package-lock.json
-		if [ -f "$_ns_stamp" ] && [ ! "$NODE_DIR/package-lock.json" -nt "$_ns_stamp" ]; then
+		# A copy of the lock file npm ci last installed: compared by
+		# content, since a checkout's time stamps say nothing (a new git
+		# worktree's lock file is newer than a node_modules it shares).
+		_ns_stamp=$NODE_DIR/node_modules/.mcptun-package-lock.json
+		if cmp -s "$NODE_DIR/package-lock.json" "$_ns_stamp"; then
 			exit 0
 		fi
 		echo "# node_setup: npm ci in $NODE_DIR"
@@ -56,8 +59,7 @@ node_setup() {
 			tail -n 30 "$T/npm-ci.out" >&2
 			exit 1
 		}
-		# npm ci may keep the lock file's time stamp newer; settle it.
-		touch "$_ns_stamp"
+		cp "$NODE_DIR/package-lock.json" "$_ns_stamp"
 	) 9>"$_ns_lock"
 }
 
