@@ -163,6 +163,7 @@ static lws_sorted_usec_list_t sul_sweep;
 static int sweep_armed;
 /* Room for HTTP/1.1 chunk framing around one write: "%x\r\n" ... "\r\n0\r\n\r\n". */
 #define CHUNK_FRAMING		32
+#define HTTP_HDRS_MAX		2048	/* status line and headers */
 static uint8_t txbuf[LWS_PRE + HTTP_WRITE_CHUNK + CHUNK_FRAMING];
 
 static void mcps_on_open(void *, int, uint16_t, const char *);
@@ -1619,13 +1620,20 @@ hc_request(struct lws *wsi, struct hc_slot *slot, const char *uri)
 
 /* ---- writing -------------------------------------------------------- */
 
+/*
+ * Writes the status line and headers.  An answer that is whole and small
+ * goes in the same write, so the agent gets one TLS record and one wakeup
+ * instead of the headers now and the body a poll cycle later; returns 1
+ * then (the body is sent), 0 when only the headers went, -1 on error.
+ */
 static int
 hc_write_headers(struct hconn *hc)
 {
-	uint8_t buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
-	    *end = buf + sizeof(buf) - 1;
+	uint8_t *start = txbuf + LWS_PRE, *p = start,
+	    *end = start + HTTP_HDRS_MAX;
 	struct lws *wsi = hc->wsi;
 	const char *www;
+	size_t hlen, n;
 
 #define H(name, value) do {						\
 	if (lws_add_http_header_by_name(wsi, (const unsigned char *)(name), \
@@ -1688,9 +1696,25 @@ hc_write_headers(struct hconn *hc)
 	if (hc->close_after && !hc->sse)
 		H("connection:", "close");
 #undef H
-	if (lws_finalize_write_http_header(wsi, start, &p, end))
+	if (lws_finalize_http_header(wsi, &p, end))
 		return -1;
-	return 0;
+	hlen = (size_t)(p - start);
+	n = buf_len(&hc->out);
+	if (hc->sse || !hc->final || n == 0 ||
+	    n > sizeof(txbuf) - LWS_PRE - hlen) {
+		if (lws_write(wsi, start, hlen, LWS_WRITE_HTTP_HEADERS) !=
+		    (int)hlen)
+			return -1;
+		return 0;
+	}
+	memcpy(p, buf_ptr(&hc->out), n);
+	if (lws_write(wsi, start, hlen + n, LWS_WRITE_HTTP_FINAL) !=
+	    (int)(hlen + n))
+		return -1;
+	buf_consume(&hc->out, n);
+	metrics_bytes(MD_TO_AGENTS, n);
+	hc_pressure(hc);
+	return 1;
 }
 
 /* The whole answer has gone out: end the transaction. */
@@ -1717,9 +1741,13 @@ hc_writeable(struct hc_slot *slot)
 	if (hc == NULL || hc->state == HC_DONE || !hc->hdrs_ready)
 		return 0;
 	if (!hc->hdrs_sent) {
-		if (hc_write_headers(hc) != 0)
+		int r = hc_write_headers(hc);
+
+		if (r < 0)
 			return -1;
 		hc->hdrs_sent = 1;
+		if (r == 1)
+			return hc_complete(hc);
 		if (buf_len(&hc->out) > 0 || hc->ctype != NULL)
 			lws_callback_on_writable(hc->wsi);
 		else if (hc->final)
