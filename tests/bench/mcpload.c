@@ -836,6 +836,16 @@ pct(const double *v, int n, double q)
 	return v[i];
 }
 
+/* CPU time (user + system) of this process so far, ms. */
+static double
+cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static void
 print_lat(const char *key, double *v, int n, int errors)
 {
@@ -877,7 +887,7 @@ static int
 mode_lat(void)
 {
 	struct sess s;
-	double *v = calloc((size_t)o.calls, sizeof *v);
+	double *v = calloc((size_t)o.calls, sizeof *v), cpu;
 	int i, n, errors = 0;
 
 	sess_init(&s);
@@ -885,10 +895,15 @@ mode_lat(void)
 		die("cannot open a session");
 	for (i = 0; i < o.warmup; i++)
 		(void)call_echo(&s);
+	cpu = cpu_ms();
 	n = time_calls(&s, v, o.calls, o.seconds, &errors);
+	cpu = cpu_ms() - cpu;
 	printf("{");
 	print_lat("lat", v, n, errors);
-	printf(",\"connects\":%ld}\n", n_connects);
+	/* The generator's own CPU per call: what the figure costs on this
+	 * side, so a reader can tell the path's share of the latency. */
+	printf(",\"cpu_ms_per_call\":%.4f,\"connects\":%ld}\n",
+	    n ? cpu / n : NAN, n_connects);
 	sess_end(&s, 0);
 	return 0;
 }

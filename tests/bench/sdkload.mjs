@@ -102,7 +102,12 @@ async function lat() {
 	const s = await open();
 	for (let i = 0; i < o.warmup; i++)
 		await echo(s);
+	// The client's own CPU per call (user + system, all of its threads):
+	// what the figure costs on the agent's side, not the path's.
+	const c0 = process.cpuUsage();
 	const r = { lat: await timeCalls(s, o.calls, o.seconds) };
+	const c = process.cpuUsage(c0);
+	r.cpu_ms_per_call = r.lat.n ? Math.round((c.user + c.system) / r.lat.n) / 1e3 : null;
 	await close(s);
 	return r;
 }
