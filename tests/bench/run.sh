@@ -20,6 +20,8 @@
 #   sg+ssh    the same supergateway reached through ssh -R: a throwaway sshd
 #             on a loopback port (keys made in the temp dir), the bridge's
 #             port forwarded back by ssh -R as a user would from inside
+# Floor (footnote, not a column): the latency of each load generator
+# against tests/bench/floor.cjs, an HTTPS endpoint answering in-process.
 # Postgres rows (a large SELECT of BENCH_PG_ROWS rows from a real PostgreSQL
 # started with tests/lib/pg.sh): direct, sg and sg+ssh reach the reference
 # server @modelcontextprotocol/server-postgres (pinned in tests/node, stdio)
@@ -226,6 +228,20 @@ gen direct_c_bulk 60 "$MCPLOAD" --stdio "$BENCHSRV" --mode bulk --bytes $BLOB --
 gen direct_sdk_bulk 60 node "$OUT/sdkload.mjs" --stdio "$BENCHSRV" --mode bulk --bytes $BLOB --calls 40 --seconds "$BULK_S"
 gen direct_c_hol 60 "$MCPLOAD" --stdio "$BENCHSRV" --mode hol --bytes $BLOB --calls 1000 --seconds "$HOL_S"
 gen direct_sdk_hol 60 node "$OUT/sdkload.mjs" --stdio "$BENCHSRV" --mode hol --bytes $BLOB --calls 1000 --seconds "$HOL_S"
+# The latency floor of an HTTPS column: each generator against an endpoint
+# that answers in-process (tests/bench/floor.cjs), in the footnotes.
+say "floor (an HTTPS endpoint answering in-process)"
+FLOOR_PORT=$(free_port)
+start_bg floor node "$MCPTUN_TOP/tests/bench/floor.cjs" "$FLOOR_PORT" \
+    "$CERTS/server.crt" "$CERTS/server.key"
+if wait_port "$FLOOR_PORT" 10; then
+	set -- --url "https://localhost:$FLOOR_PORT/mcp" --mode lat --calls "$CALLS" --warmup 200 --seconds "$LAT_S"
+	gen floor_c_lat 120 "$MCPLOAD" --ca "$CERTS/ca.crt" "$@"
+	gen floor_sdk_lat 120 env NODE_EXTRA_CA_CERTS="$CERTS/ca.crt" node "$OUT/sdkload.mjs" "$@"
+else
+	for f in floor_c_lat floor_sdk_lat; do na "$R/$f.json" "floor.cjs did not listen"; done
+fi
+stop_bg floor
 fi
 
 # An HTTP column's whole set of load figures.

@@ -282,6 +282,17 @@ def main():
               "its maxBufferSize. Offload-on rows: the default threshold (100,000 "
               "tokens); the rows stay in the client's spool and the agent gets a "
               "resource_link." % (pr, a.pg_runs, a.pg_ref)]
+    try:
+        fl = [get("floor_%s_lat" % g, "lat", "p50") for g in ("sdk", "c")]
+        fc = [get("floor_%s_lat" % g, "cpu_ms_per_call") for g in ("sdk", "c")]
+        lines.append(
+            "Floor: the same generators against an HTTPS endpoint answering "
+            "in-process (tests/bench/floor.cjs, no proxy, no upstream): p50 "
+            "%s ms [SDK], %s ms [C]; the clients' own CPU per call there %s ms "
+            "[SDK], %s ms [C]. No HTTPS path can answer the SDK client faster."
+            % (fmt(fl[0]), fmt(fl[1]), fmt(fc[0]), fmt(fc[1])))
+    except NA as e:
+        lines.append("Floor: n/a (%s)" % e)
     for why, k in sorted(na_reasons.items(), key=lambda x: x[1]):
         lines.append("n/a[%d]: %s" % (k, why))
     for n in sorted(set(notes)):
