@@ -9,11 +9,14 @@
 # the HTTP session itself goes through, with the name kept for Host.  A
 # name that does not resolve fails that session only, with the reason;
 # a name's second address is tried when the first refuses; the relay's
-# own name failing to resolve counts as a failed link attempt.
+# own name failing to resolve counts as a failed link attempt.  The same
+# for a postgres server named by host name in its dsn (libpq gets the
+# addresses as hostaddr), when PostgreSQL is installed.
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$MCPTUN_TOP/tests/lib/common.sh"
 . "$MCPTUN_TOP/tests/lib/certs.sh"
 . "$MCPTUN_TOP/tests/lib/node.sh"
+. "$MCPTUN_TOP/tests/lib/pg.sh"
 . "$MCPTUN_TOP/tests/lib/tunnel.sh"
 
 require_node "dns: node"
@@ -31,6 +34,14 @@ SLOW=$((4 * TSCALE))
 
 tunnel_init
 API=$(free_port)
+pg_try_start
+if [ $PG_OK = 1 ]; then
+	PG_HOST=db.slow.test pg_server_yaml slowdb >"$T/pg.yaml"
+	PG_HOST=db.fail.test pg_server_yaml faildb >>"$T/pg.yaml"
+	PG_HOST=db.multi.test pg_server_yaml multidb >>"$T/pg.yaml"
+else
+	: >"$T/pg.yaml"
+fi
 write_relay_conf - <<EOF
 limits:
   request_timeout: 60s
@@ -50,6 +61,7 @@ servers:
     url: http://api.multi.test:$API/mcp
   echo:
     command: $ECHO
+$(cat "$T/pg.yaml")
 EOF
 
 # A minimal MCP server answering in application/json on 127.0.0.1 only,
@@ -132,6 +144,37 @@ expect_match "... and nothing else" '"text":"still fine"' "$out"
 out=$(via_relay multi '[{"op":"callTool","name":"echo","args":{"message":"second address"}},{"op":"close"}]' 2>&1)
 expect_match "a name's second address is tried when the first refuses" \
     "api echo: second address \\(host api.multi.test:$API\\)" "$out"
+
+# --- postgres ----------------------------------------------------------------
+if [ $PG_OK = 1 ]; then
+	via_relay slowdb '[{"op":"callTool","name":"query","args":{"sql":"SELECT 6 * 7 AS answer"}},{"op":"close"}]' \
+	    >"$T/slowdb.out" 2>&1 &
+	slowpid=$!
+	if wait_log "$T/dns.log" '^start db\.slow\.test$' 20; then
+		ok "postgres: the dsn's host name is being looked up"
+	else
+		not_ok "postgres: the dsn's host name is being looked up"
+	fi
+	out=$(via_relay echo '[{"op":"callTool","name":"echo","args":{"message":"not held up by postgres"}},{"op":"close"}]' 2>&1)
+	pending=1
+	grep -q '^done db\.slow\.test$' "$T/dns.log" && pending=0
+	expect_match "postgres: a stdio session answers meanwhile" \
+	    '"text":"not held up by postgres"' "$out"
+	expect_eq "... while the slow lookup is still pending" 1 "$pending"
+	wait $slowpid
+	expect_match "postgres: the query then runs" 'answer.*42' \
+	    "$(cat "$T/slowdb.out")"
+	check "... connected by the name, at its address" \
+	    grep -q 'postgres slowdb: connection 1 up (db.slow.test:' "$T/client.log"
+	out=$(via_relay faildb '[{"op":"callTool","name":"query","args":{"sql":"SELECT 1"}},{"op":"close"}]' 2>&1)
+	expect_match "postgres: a name that does not resolve fails the call, saying why" \
+	    'cannot connect to the database: cannot resolve db\.fail\.test' "$out"
+	out=$(via_relay multidb '[{"op":"callTool","name":"query","args":{"sql":"SELECT 6 * 7 AS answer"}},{"op":"close"}]' 2>&1)
+	expect_match "postgres: libpq tries the name's second address" \
+	    'answer.*42' "$out"
+else
+	skip "dns: postgres" "no PostgreSQL server binaries (see $T/pg.out)"
+fi
 
 # --- the relay's own name ---------------------------------------------------
 sed "s#wss://localhost:#wss://relay.fail.test:#" "$T/client.yaml" \
