@@ -77,6 +77,7 @@ static struct {
 	struct resolve_queries	 todo;
 	struct resolve_queries	 done;
 	size_t			 pending;	/* queries in R.all */
+	size_t			 queued;	/* queries in R.todo */
 	int			 workers;	/* threads alive */
 	int			 idle;		/* of them, waiting for work */
 	int			 stopping;
@@ -224,6 +225,7 @@ resolve_worker(void *unused)
 			break;
 		q = TAILQ_FIRST(&R.todo);
 		TAILQ_REMOVE(&R.todo, q, queue);
+		R.queued--;
 		q->state = RS_RUNNING;
 		gai = R.gai != NULL ? R.gai : getaddrinfo;
 		pthread_mutex_unlock(&R.mu);
@@ -283,6 +285,7 @@ resolve_init(void)
 	TAILQ_INIT(&R.todo);
 	TAILQ_INIT(&R.done);
 	R.pending = 0;
+	R.queued = 0;
 	R.stopping = 0;
 	R.rfd = fds[0];
 	R.wfd = fds[1];
@@ -351,13 +354,22 @@ resolve_start(const char *name, resolve_cb *cb, void *arg,
 			TAILQ_INSERT_TAIL(&R.done, q, queue);
 			w = write(R.wfd, &one, 1);
 			(void)w;
-		} else if (R.idle == 0 && R.workers < RESOLVE_WORKERS &&
-		    resolve_spawn() != 0 && R.workers == 0)
-			r = MT_EIO;
-		if (r == 0 && hit == NULL) {
-			q->state = RS_QUEUED;
-			TAILQ_INSERT_TAIL(&R.todo, q, queue);
-			pthread_cond_signal(&R.cv);
+		} else {
+			/*
+			 * Each idle worker (woken or not yet) takes one
+			 * queued name; one more than they can take needs
+			 * another worker, while there may be more.
+			 */
+			if (R.queued + 1 > (size_t)R.idle &&
+			    R.workers < RESOLVE_WORKERS &&
+			    resolve_spawn() != 0 && R.workers == 0)
+				r = MT_EIO;
+			if (r == 0) {
+				q->state = RS_QUEUED;
+				TAILQ_INSERT_TAIL(&R.todo, q, queue);
+				R.queued++;
+				pthread_cond_signal(&R.cv);
+			}
 		}
 		pthread_mutex_unlock(&R.mu);
 		if (r != 0) {
@@ -393,6 +405,7 @@ resolve_cancel(struct resolve_req *rq)
 	pthread_mutex_lock(&R.mu);
 	if (q->state == RS_QUEUED) {
 		TAILQ_REMOVE(&R.todo, q, queue);
+		R.queued--;
 		drop = 1;
 	}
 	pthread_mutex_unlock(&R.mu);
@@ -469,9 +482,10 @@ resolve_shutdown(void)
 			q->orphan = 1;
 			continue;
 		}
-		if (q->state == RS_QUEUED)
+		if (q->state == RS_QUEUED) {
 			TAILQ_REMOVE(&R.todo, q, queue);
-		else
+			R.queued--;
+		} else
 			TAILQ_REMOVE(&R.done, q, queue);
 		resolve_query_free(q);
 	}
