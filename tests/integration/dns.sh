@@ -29,8 +29,10 @@ SHIM=$MCPTUN_TOP/$B/tests/tools/slowdns.so
 # The shim is loaded ahead of a sanitizer build's runtime.
 ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}verify_asan_link_order=0"
 export ASAN_OPTIONS
-# Long enough for an agent's whole session on a slow machine.
-SLOW=$((4 * TSCALE))
+# Long enough for an agent's whole session on a slow machine, and short
+# of the postgres upstream's 10 s connect deadline, which the lookup
+# counts against.
+SLOW=$((2 + 2 * TSCALE))
 
 tunnel_init
 API=$(free_port)
