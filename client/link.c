@@ -55,6 +55,8 @@ struct link {
 	char			*url;		/* copy for logs */
 	struct resolve_req	*lookup;	/* the relay's name, resolving */
 	unsigned		 turn;		/* which of its addresses next */
+	size_t			 untried;	/* of them, left this round */
+	int			 reached;	/* this attempt sent its upgrade */
 	lws_sorted_usec_list_t	 sul_connect;
 	lws_sorted_usec_list_t	 sul_ping;
 	lws_sorted_usec_list_t	 sul_grace;
@@ -505,6 +507,7 @@ link_dial(const char *address)
 	i.ssl_connection = strcmp(proto, "wss") == 0 ? LCCSCF_USE_SSL : 0;
 	i.pwsi = &L.connecting;
 	L.tls_up = 0;
+	L.reached = 0;
 	log_debug("connecting to %s%s%s (attempt %llu)", c->relay.url,
 	    address != NULL ? " at " : "", address != NULL ? address : "",
 	    (unsigned long long)L.attempts);
@@ -527,11 +530,31 @@ link_resolved(void *arg, const struct resolve_result *res)
 	if (res->error != NULL) {
 		log_warnx("cannot connect to %s: cannot resolve its host "
 		    "name: %s", L.url, res->error);
+		L.untried = 0;
 		link_schedule_connect(0);
 		return;
 	}
-	/* Attempts take the addresses in turn, so a dead one is passed. */
+	/*
+	 * Attempts take the addresses in turn, so a dead one is passed;
+	 * within a round, one that cannot be reached is followed by the
+	 * next at once, as lws does with the names it resolves itself.
+	 */
+	if (L.untried == 0 || L.untried > res->n)
+		L.untried = res->n;
+	L.untried--;
 	link_dial(res->addr[L.turn++ % res->n]);
+}
+
+/* An attempt failed: the relay's next address now, or back off. */
+static void
+link_attempt_failed(void)
+{
+	if (L.untried > 0 && !L.reached) {
+		link_schedule_connect(1);
+		return;
+	}
+	L.untried = 0;
+	link_schedule_connect(0);
 }
 
 /*
@@ -768,6 +791,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (lws_is_ssl(wsi) && link_check_pin(wsi) != 0)
 			return -1;
 		L.tls_up = lws_is_ssl(wsi);
+		L.reached = 1;
 		p = (unsigned char **)in;
 		end = (*p) + len;
 		snprintf(hdr, sizeof(hdr), "Bearer %s", c->relay.token);
@@ -783,10 +807,11 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		L.connecting = NULL;
 		link_log_connect_error(in);
 		if (L.wsi == NULL)
-			link_schedule_connect(0);
+			link_attempt_failed();
 		return 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		L.connecting = NULL;
+		L.untried = 0;
 		L.wsi = wsi;
 		L.ready = 0;
 		L.closing = 0;
@@ -829,7 +854,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		L.connecting = NULL;
 		link_log_connect_error("Closed before conn");
 		if (L.wsi == NULL)
-			link_schedule_connect(0);
+			link_attempt_failed();
 		return 0;
 	default:
 		break;

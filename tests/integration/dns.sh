@@ -9,7 +9,8 @@
 # the HTTP session itself goes through, with the name kept for Host.  A
 # name that does not resolve fails that session only, with the reason;
 # a name's second address is tried when the first refuses; the relay's
-# own name failing to resolve counts as a failed link attempt.  The same
+# own name failing to resolve counts as a failed link attempt, and its
+# second address is dialled at once when the first refuses.  The same
 # for a postgres server named by host name in its dsn (libpq gets the
 # addresses as hostaddr), when PostgreSQL is installed.
 : "${MCPTUN_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -190,5 +191,18 @@ check "... retried with backoff" \
 expect_eq "... one lookup per attempt" 1 "$(awk '
     /^start relay\.fail\.test$/ { n++ } END { print (n >= 2) }' "$T/dns2.log")"
 stop_bg client2
+
+# localhost as ::1 first, then 127.0.0.1, where the relay listens.  The
+# main client leaves first: the relay keeps one link per tunnel.
+stop_bg client
+start_bg client3 env LD_PRELOAD="$SHIM" SLOWDNS_LOG="$T/dns3.log" \
+    SLOWDNS_MULTI=localhost "$CLIENT" -c "$T/client.yaml" -v
+check "the relay's second address is dialled when the first refuses" \
+    wait_log "$T/client3.log" 'connected to wss://localhost:[0-9]*/tunnel; sending HELLO' 15
+check "... at once, not after a backoff" \
+    sh -c '! grep -q "reconnecting to" "$1"' - "$T/client3.log"
+check "... after the first was refused" \
+    grep -q 'connecting to wss://localhost:[0-9]*/tunnel at ::1' "$T/client3.log"
+stop_bg client3
 
 finish

@@ -5,7 +5,8 @@
  *   NAME.slow.test   waits SLOWDNS_SECONDS (default 3), answers 127.0.0.1
  *   NAME.fail.test   answers EAI_NONAME at once
  *   NAME.multi.test  answers ::1 first, then 127.0.0.1 (a server on
- *                    127.0.0.1 only is reached through the second)
+ *                    127.0.0.1 only is reached through the second); so
+ *                    do names in SLOWDNS_MULTI (e.g. "localhost")
  *   names in SLOWDNS_ALSO (comma-separated, e.g. "localhost") wait like
  *                    .slow.test and then resolve as they really do
  *
@@ -107,7 +108,8 @@ getaddrinfo(const char *node, const char *service,
 		note("done", node);
 		return EAI_NONAME;
 	}
-	if (ends_with(node, ".multi.test")) {
+	if (ends_with(node, ".multi.test") ||
+	    in_list(node, getenv("SLOWDNS_MULTI"))) {
 		note("start", node);
 		if ((r = real("::1", service, hints, &a)) != 0)
 			a = NULL;
