@@ -19,6 +19,7 @@
 #include "client/audit.h"
 #include "client/client.h"
 #include "client/client_conf.h"
+#include "client/up_http.h"
 #include "client/up_postgres.h"
 #include "client/up_stdio.h"
 #include "client/watch.h"
@@ -483,6 +484,7 @@ main(int argc, char **argv)
 	watch_stop();
 	daemon_drain(ctx, 1000);
 	link_free();
+	httpup_shutdown();
 	pgup_shutdown();
 	stdio_shutdown();
 	lws_context_destroy(ctx);

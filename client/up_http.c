@@ -196,6 +196,8 @@ struct httpup_vhost {
 
 static struct httpup_vhost *httpup_vhosts;
 static size_t httpup_nvhosts;
+/* DELETEs sent after their upstream closed, freed at shutdown if left. */
+static lws_dll2_owner_t httpup_deletes;
 
 static const struct lws_protocols httpup_protocols[] = {
 	HTTPUP_PROTOCOL,
@@ -617,8 +619,7 @@ httpup_req_new(struct upstream *u, struct httpup_dest *d,
 	d->refs++;
 	rq->method = method;
 	buf_init(&rq->in, 0);
-	if (u != NULL)
-		lws_dll2_add_tail(&rq->list, &u->reqs);
+	lws_dll2_add_tail(&rq->list, u != NULL ? &u->reqs : &httpup_deletes);
 	return rq;
 }
 
@@ -1833,6 +1834,15 @@ httpup_resume(struct upstream *u)
 	log_debug("upstream %s: session %s resumed", u->dest->name, u->tag);
 	httpup_flow(u, 1);
 	httpup_kick_soon(u);	/* events buffered while paused */
+}
+
+void
+httpup_shutdown(void)
+{
+	struct lws_dll2 *d;
+
+	while ((d = lws_dll2_get_head(&httpup_deletes)) != NULL)
+		httpup_req_free(lws_container_of(d, struct httpup_req, list));
 }
 
 const struct upstream_kind upstream_http = {
