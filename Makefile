@@ -81,7 +81,8 @@ APT_PKGS := build-essential cmake pkg-config libjansson-dev libyaml-dev \
 PROTO_SRCS  := proto/frame.c proto/mux.c
 COMMON_SRCS := common/log.c common/err.c common/xmalloc.c common/buf.c \
                common/conf.c common/token.c common/backoff.c common/util.c \
-               common/jsonrpc.c common/jscan.c common/u32map.c common/daemon.c
+               common/jsonrpc.c common/jscan.c common/u32map.c common/daemon.c \
+               common/resolve.c
 # The daemons' config modules are separate so unit tests and fuzzers can
 # link them without the daemons.
 RELAY_CONF_SRCS  := relay/relay_conf.c
@@ -151,10 +152,15 @@ $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $$(UNIT_EXTRA_$$*) $(CONF_OBJS)
 
 # Test helpers built from tests/tools (small programs the integration tests
 # run as upstreams).
-TOOL_BINS := $(B)/tests/tools/echo_upstream
+TOOL_BINS := $(B)/tests/tools/echo_upstream $(B)/tests/tools/slowdns.so
 $(B)/tests/tools/%: tests/tools/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS) -ljansson
+# An LD_PRELOAD shim (a slow DNS server); never sanitized: it is loaded
+# ahead of the sanitizer runtime.
+$(B)/tests/tools/%.so: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -std=c11 -O2 -g $(WARN) -fPIC -shared -o $@ $< -ldl
 
 # --- fuzzing (clang libFuzzer; a short smoke run is part of make test) ---
 FUZZ_NAMES := frame mux conf jscan offload

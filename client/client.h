@@ -7,7 +7,9 @@
  *               upstream adapter behind it;
  *   up_*.c    - upstream adapters (upstream.h);
  *   main.c    - options, config, reload, the lws context, the loop.
- * Single-threaded: everything runs in lws callbacks on one loop.
+ * Single-threaded: everything runs in lws callbacks on one loop, but for
+ * host-name lookups (common/resolve.h: worker threads, answers handed
+ * back on the loop through a pipe main.c watches).
  */
 #ifndef MCPTUN_CLIENT_H
 #define MCPTUN_CLIENT_H

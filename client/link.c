@@ -27,6 +27,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/resolve.h"
 #include "common/token.h"
 #include "common/u32map.h"
 #include "common/util.h"
@@ -52,6 +53,10 @@ struct link {
 	int			 tls_up;	/* this attempt got past TLS */
 	int			 stopping;
 	char			*url;		/* copy for logs */
+	struct resolve_req	*lookup;	/* the relay's name, resolving */
+	unsigned		 turn;		/* which of its addresses next */
+	size_t			 untried;	/* of them, left this round */
+	int			 reached;	/* this attempt sent its upgrade */
 	lws_sorted_usec_list_t	 sul_connect;
 	lws_sorted_usec_list_t	 sul_ping;
 	lws_sorted_usec_list_t	 sul_grace;
@@ -467,8 +472,13 @@ link_ping(lws_sorted_usec_list_t *sul)
 	    (lws_usec_t)limits()->ping_interval_ms * LWS_US_PER_MS);
 }
 
+/*
+ * Dials the relay at address, a numeric one the relay's host name
+ * resolved to (NULL: the url's host, itself numeric).  The name stays in
+ * the Host header, the SNI and the certificate check.
+ */
 static void
-link_connect(lws_sorted_usec_list_t *sul)
+link_dial(const char *address)
 {
 	const struct client_conf *c = client_conf_current();
 	struct lws_client_connect_info i;
@@ -476,8 +486,6 @@ link_connect(lws_sorted_usec_list_t *sul)
 	char *u, pathbuf[512];
 	int port;
 
-	if (L.stopping || L.wsi != NULL || L.connecting != NULL)
-		return;
 	u = xstrdup(c->relay.url);
 	if (lws_parse_uri(u, &proto, &addr, &port, &path) != 0) {
 		log_errorx("cannot parse relay url %s", c->relay.url);
@@ -489,7 +497,7 @@ link_connect(lws_sorted_usec_list_t *sul)
 	memset(&i, 0, sizeof(i));
 	i.context = client_context();
 	i.vhost = client_vhost();
-	i.address = addr;
+	i.address = address != NULL ? address : addr;
 	i.port = port;
 	i.path = pathbuf;
 	i.host = addr;
@@ -498,15 +506,87 @@ link_connect(lws_sorted_usec_list_t *sul)
 	i.local_protocol_name = MT_SUBPROTOCOL;
 	i.ssl_connection = strcmp(proto, "wss") == 0 ? LCCSCF_USE_SSL : 0;
 	i.pwsi = &L.connecting;
-	L.attempts++;
 	L.tls_up = 0;
-	log_debug("connecting to %s (attempt %llu)", c->relay.url,
+	L.reached = 0;
+	log_debug("connecting to %s%s%s (attempt %llu)", c->relay.url,
+	    address != NULL ? " at " : "", address != NULL ? address : "",
 	    (unsigned long long)L.attempts);
 	if (lws_client_connect_via_info(&i) == NULL) {
 		L.connecting = NULL;
 		log_warnx("cannot start a connection to %s", c->relay.url);
 		link_schedule_connect(0);
 	}
+	free(u);
+}
+
+/* The relay's host name resolved (or not): dial, or count a failure. */
+static void
+link_resolved(void *arg, const struct resolve_result *res)
+{
+	(void)arg;
+	L.lookup = NULL;
+	if (L.stopping || L.wsi != NULL || L.connecting != NULL)
+		return;
+	if (res->error != NULL) {
+		log_warnx("cannot connect to %s: cannot resolve its host "
+		    "name: %s", L.url, res->error);
+		L.untried = 0;
+		link_schedule_connect(0);
+		return;
+	}
+	/*
+	 * Attempts take the addresses in turn, so a dead one is passed;
+	 * within a round, one that cannot be reached is followed by the
+	 * next at once, as lws does with the names it resolves itself.
+	 */
+	if (L.untried == 0 || L.untried > res->n)
+		L.untried = res->n;
+	L.untried--;
+	link_dial(res->addr[L.turn++ % res->n]);
+}
+
+/* An attempt failed: the relay's next address now, or back off. */
+static void
+link_attempt_failed(void)
+{
+	if (L.untried > 0 && !L.reached) {
+		link_schedule_connect(1);
+		return;
+	}
+	L.untried = 0;
+	link_schedule_connect(0);
+}
+
+/*
+ * Starts an attempt: a host name is resolved first, off the event loop
+ * (a slow DNS server must not stall the sessions and their link).
+ */
+static void
+link_connect(lws_sorted_usec_list_t *sul)
+{
+	const struct client_conf *c = client_conf_current();
+	const char *proto, *addr, *path;
+	char *u;
+	int port, r;
+
+	if (L.stopping || L.wsi != NULL || L.connecting != NULL ||
+	    L.lookup != NULL)
+		return;
+	L.attempts++;
+	u = xstrdup(c->relay.url);
+	if (lws_parse_uri(u, &proto, &addr, &port, &path) != 0 ||
+	    resolve_is_numeric(addr)) {
+		free(u);
+		link_dial(NULL);	/* which says what is wrong with it */
+		return;
+	}
+	if ((r = resolve_start(addr, link_resolved, NULL, &L.lookup)) != 0) {
+		log_warnx("cannot connect to %s: cannot resolve its host "
+		    "name: %s", L.url, mt_strerror(r));
+		link_schedule_connect(0);
+	} else
+		log_debug("resolving %s (attempt %llu)", addr,
+		    (unsigned long long)L.attempts);
 	free(u);
 }
 
@@ -711,6 +791,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (lws_is_ssl(wsi) && link_check_pin(wsi) != 0)
 			return -1;
 		L.tls_up = lws_is_ssl(wsi);
+		L.reached = 1;
 		p = (unsigned char **)in;
 		end = (*p) + len;
 		snprintf(hdr, sizeof(hdr), "Bearer %s", c->relay.token);
@@ -726,10 +807,11 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		L.connecting = NULL;
 		link_log_connect_error(in);
 		if (L.wsi == NULL)
-			link_schedule_connect(0);
+			link_attempt_failed();
 		return 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		L.connecting = NULL;
+		L.untried = 0;
 		L.wsi = wsi;
 		L.ready = 0;
 		L.closing = 0;
@@ -772,7 +854,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		L.connecting = NULL;
 		link_log_connect_error("Closed before conn");
 		if (L.wsi == NULL)
-			link_schedule_connect(0);
+			link_attempt_failed();
 		return 0;
 	default:
 		break;
@@ -817,6 +899,8 @@ void
 link_stop(void)
 {
 	L.stopping = 1;
+	resolve_cancel(L.lookup);
+	L.lookup = NULL;
 	lws_sul_cancel(&L.sul_connect);
 	lws_sul_cancel(&L.sul_grace);
 	lws_sul_cancel(&L.sul_ping);
@@ -828,6 +912,8 @@ link_stop(void)
 void
 link_free(void)
 {
+	resolve_cancel(L.lookup);
+	L.lookup = NULL;
 	link_close_all_sessions();
 	u32map_free(&L.sessions);
 	mux_free(L.mux);

@@ -9,6 +9,7 @@
  */
 #include <libwebsockets.h>
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +19,14 @@
 #include "client/audit.h"
 #include "client/client.h"
 #include "client/client_conf.h"
+#include "client/up_http.h"
 #include "client/up_postgres.h"
 #include "client/up_stdio.h"
 #include "client/watch.h"
 #include "common/daemon.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/resolve.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 
@@ -73,6 +76,46 @@ struct lws_context *
 client_context(void)
 {
 	return ctx;
+}
+
+/* ---- host-name lookups (common/resolve.c) ---------------------------- */
+
+#define RESOLVE_PROTOCOL_NAME	"mcptun-resolve"
+
+/* The resolver's wake-up pipe is readable: run the lookups' callbacks. */
+static int
+resolve_callback(struct lws *wsi, enum lws_callback_reasons reason,
+    void *user, void *in, size_t len)
+{
+	(void)wsi;
+	(void)user;
+	(void)in;
+	(void)len;
+	if (reason == LWS_CALLBACK_RAW_RX_FILE)
+		(void)resolve_dispatch();
+	return 0;
+}
+
+/*
+ * Starts the resolver and has the loop watch its pipe, through a dup of
+ * it: lws closes what it adopted, the resolver closes its own.
+ */
+static void
+resolve_attach(struct lws_vhost *vh)
+{
+	lws_adopt_desc_t ad;
+	int fd;
+
+	if (resolve_init() != 0 ||
+	    (fd = fcntl(resolve_fd(), F_DUPFD_CLOEXEC, 3)) == -1)
+		fatal("cannot set up host-name lookups");
+	memset(&ad, 0, sizeof(ad));
+	ad.vh = vh;
+	ad.type = LWS_ADOPT_RAW_FILE_DESC;
+	ad.fd.filefd = (lws_filefd_type)(intptr_t)fd;
+	ad.vh_prot_name = RESOLVE_PROTOCOL_NAME;
+	if (lws_adopt_descriptor_vhost_via_info(&ad) == NULL)
+		fatalx("cannot watch the host-name lookups' pipe");
 }
 
 static void
@@ -327,7 +370,7 @@ main(int argc, char **argv)
 		{ "version",	no_argument,		NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct lws_protocols protocols[6];
+	struct lws_protocols protocols[7];
 	struct lws_context_creation_info info;
 	char *token = NULL;
 	int check = 0, verbose = 0, ch;
@@ -402,6 +445,8 @@ main(int argc, char **argv)
 	protocols[2].callback = ctl_callback;
 	protocols[3] = watch_protocol;
 	protocols[4] = pgup_protocol;
+	protocols[5].name = RESOLVE_PROTOCOL_NAME;
+	protocols[5].callback = resolve_callback;
 
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -427,6 +472,7 @@ main(int argc, char **argv)
 		fatalx("no vhost");
 	log_info("mcptun-client %s: %zu server(s) allowlisted, relay %s",
 	    MCPTUN_VERSION, cur_conf->nservers, cur_conf->relay.url);
+	resolve_attach(vhost);
 	link_start();
 	(void)watch_start(vhost, conf_path, reload_on_change);
 	daemon_trim_start(ctx);
@@ -438,9 +484,11 @@ main(int argc, char **argv)
 	watch_stop();
 	daemon_drain(ctx, 1000);
 	link_free();
+	httpup_shutdown();
 	pgup_shutdown();
 	stdio_shutdown();
 	lws_context_destroy(ctx);
+	resolve_shutdown();
 	audit_close();
 	ctx = NULL;
 	client_conf_unref(cur_conf);

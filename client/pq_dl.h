@@ -24,6 +24,7 @@
 /* Every libpq function mcptun calls; add new ones here. */
 #define PQ_DL_FUNCS(X) \
 	X(PQclear) X(PQcmdStatus) X(PQconnectPoll) X(PQconnectStartParams) \
+	X(PQconninfoFree) X(PQconninfoParse) \
 	X(PQconsumeInput) X(PQerrorMessage) X(PQfinish) X(PQflush) \
 	X(PQfname) X(PQfreemem) X(PQftype) X(PQgetResult) X(PQgetisnull) \
 	X(PQgetlength) X(PQgetvalue) X(PQhost) X(PQisBusy) X(PQlibVersion) \

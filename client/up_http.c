@@ -57,6 +57,7 @@
 #include "common/err.h"
 #include "common/jsonrpc.h"
 #include "common/log.h"
+#include "common/resolve.h"
 #include "common/xmalloc.h"
 
 #define HTTPUP_SYSTEM_CA	"/etc/ssl/certs/ca-certificates.crt"
@@ -100,6 +101,7 @@ struct httpup_dest {
 	struct lws_vhost	*vh;
 	char			*name;		/* server name, for messages */
 	char			*address;	/* host to connect to */
+	int			 numeric;	/* address needs no lookup */
 	int			 port;
 	int			 tls;
 	char			*path;		/* "/mcp?x=1" */
@@ -120,6 +122,9 @@ struct httpup_req {
 	enum httpup_method	 method;
 	struct lws		*wsi;
 	int			 started;	/* connection asked for */
+	struct resolve_req	*lookup;	/* host name being resolved */
+	struct resolve_result	*addrs;		/* its answer */
+	size_t			 addr_next;	/* of addrs, the one tried */
 	int			 connecting;	/* inside connect_via_info */
 	int			 gone;		/* the wsi is destroyed */
 	int			 completed;	/* the whole answer arrived */
@@ -153,6 +158,7 @@ struct httpup_req {
 	char			 why[HTTPUP_WHY_MAX];	/* when bad */
 	lws_sorted_usec_list_t	 sul_deadline;
 	lws_sorted_usec_list_t	 sul_fix;
+	lws_sorted_usec_list_t	 sul_retry;	/* the next address */
 };
 
 struct upstream {
@@ -190,6 +196,8 @@ struct httpup_vhost {
 
 static struct httpup_vhost *httpup_vhosts;
 static size_t httpup_nvhosts;
+/* DELETEs sent after their upstream closed, freed at shutdown if left. */
+static lws_dll2_owner_t httpup_deletes;
 
 static const struct lws_protocols httpup_protocols[] = {
 	HTTPUP_PROTOCOL,
@@ -399,6 +407,7 @@ httpup_parse_url(struct httpup_dest *d, const char *url, char *why,
 		}
 	}
 	d->port = (int)port;
+	d->numeric = resolve_is_numeric(d->address);
 	d->host = xstrndup(auth, (size_t)(aend - auth));
 
 	/* The path keeps its query, loses any fragment. */
@@ -610,8 +619,7 @@ httpup_req_new(struct upstream *u, struct httpup_dest *d,
 	d->refs++;
 	rq->method = method;
 	buf_init(&rq->in, 0);
-	if (u != NULL)
-		lws_dll2_add_tail(&rq->list, &u->reqs);
+	lws_dll2_add_tail(&rq->list, u != NULL ? &u->reqs : &httpup_deletes);
 	return rq;
 }
 
@@ -636,6 +644,10 @@ httpup_req_free(struct httpup_req *rq)
 {
 	lws_sul_cancel(&rq->sul_deadline);
 	lws_sul_cancel(&rq->sul_fix);
+	lws_sul_cancel(&rq->sul_retry);
+	resolve_cancel(rq->lookup);
+	rq->lookup = NULL;
+	free(rq->addrs);
 	if (rq->wsi != NULL) {
 		lws_set_opaque_user_data(rq->wsi, NULL);
 		lws_set_timeout(rq->wsi, PENDING_TIMEOUT_USER_OK,
@@ -664,6 +676,9 @@ httpup_req_release(struct httpup_req *rq)
 		rq->doomed = 1;
 		lws_sul_cancel(&rq->sul_deadline);
 		lws_sul_cancel(&rq->sul_fix);
+		lws_sul_cancel(&rq->sul_retry);
+		resolve_cancel(rq->lookup);
+		rq->lookup = NULL;
 		httpup_unsent_drop(rq);
 		lws_dll2_remove(&rq->list);
 		rq->u = NULL;
@@ -729,21 +744,41 @@ httpup_arm_deadline(struct httpup_req *rq, uint64_t ms)
 	    httpup_deadline_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
+/* rq will not get a connection: report it, or free a lone DELETE. */
+static void
+httpup_lost(struct httpup_req *rq)
+{
+	rq->gone = 1;
+	rq->wsi = NULL;
+	if (rq->u != NULL)
+		httpup_kick_soon(rq->u);
+	else
+		httpup_req_free(rq);	/* a DELETE after close */
+}
+
 /*
- * Asks lws for rq's connection.  A failure, even one lws reports from
- * inside the call, leaves rq gone with the reason in fail.
+ * Asks lws for rq's connection to the address to try (the numeric one
+ * in the url, or the next one the lookup found), going on to the next
+ * address while lws refuses at once.  A failure, even one lws reports
+ * from inside the call, leaves rq gone with the reason in fail.
  */
 static void
-httpup_start(struct httpup_req *rq)
+httpup_connect(struct httpup_req *rq)
 {
 	struct lws_client_connect_info i;
 	struct httpup_dest *d = rq->dest;
 	struct lws *wsi;
 
+again:
 	memset(&i, 0, sizeof(i));
 	i.context = client_context();
 	i.vhost = d->vh;
-	i.address = d->address;
+	/*
+	 * The name stays in i.host: the Host header, SNI and the
+	 * certificate's host name check all take it from there.
+	 */
+	i.address = rq->addrs != NULL ? rq->addrs->addr[rq->addr_next] :
+	    d->address;
 	i.port = d->port;
 	i.ssl_connection = LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
 	if (d->tls)
@@ -756,19 +791,83 @@ httpup_start(struct httpup_req *rq)
 	i.opaque_user_data = rq;
 	i.keep_warm_secs = 1;
 
-	rq->started = 1;
+	rq->gone = 0;
+	rq->fail[0] = '\0';		/* the last address's reason counts */
 	rq->connecting = 1;
 	wsi = i.context != NULL ? lws_client_connect_via_info(&i) : NULL;
 	rq->connecting = 0;
 	if (wsi == NULL || rq->gone) {
 		rq->gone = 1;
 		rq->wsi = NULL;
+		if (rq->addrs != NULL && rq->addr_next + 1 < rq->addrs->n) {
+			rq->addr_next++;
+			goto again;
+		}
 		if (rq->fail[0] == '\0')
 			snprintf(rq->fail, sizeof(rq->fail),
 			    "cannot open a connection");
 		return;
 	}
 	rq->wsi = wsi;
+}
+
+static void
+httpup_retry_cb(lws_sorted_usec_list_t *sul)
+{
+	struct httpup_req *rq = lws_container_of(sul, struct httpup_req,
+	    sul_retry);
+
+	httpup_connect(rq);
+	if (rq->gone)
+		httpup_lost(rq);
+}
+
+/* The host-name lookup for rq is over: connect, or report why not. */
+static void
+httpup_resolved(void *arg, const struct resolve_result *res)
+{
+	struct httpup_req *rq = arg;
+
+	rq->lookup = NULL;
+	if (res->error != NULL) {
+		snprintf(rq->fail, sizeof(rq->fail), "cannot resolve %s: %s",
+		    rq->dest->address, res->error);
+		httpup_lost(rq);
+		return;
+	}
+	rq->addrs = xmalloc(sizeof(*rq->addrs));
+	memcpy(rq->addrs, res, sizeof(*rq->addrs));
+	rq->addr_next = 0;
+	httpup_connect(rq);
+	if (rq->gone)
+		httpup_lost(rq);
+}
+
+/*
+ * Starts rq: its connection, or first the lookup of the host name (on
+ * the resolver's threads, so a slow DNS server holds up this request
+ * only).  The request's deadline runs from here and covers the lookup.
+ * A failure to start leaves rq gone with the reason in fail.
+ */
+static void
+httpup_start(struct httpup_req *rq)
+{
+	struct httpup_dest *d = rq->dest;
+	int r;
+
+	rq->started = 1;
+	/* Without the resolver (unit tests), lws looks the name up. */
+	if (d->numeric || resolve_fd() == -1)
+		httpup_connect(rq);
+	else if ((r = resolve_start(d->address, httpup_resolved, rq,
+	    &rq->lookup)) != 0) {
+		rq->gone = 1;
+		snprintf(rq->fail, sizeof(rq->fail), "cannot resolve %s: %s",
+		    d->address, r == MT_ELIMIT ? "too many host-name lookups "
+		    "in flight" : mt_strerror(r));
+	}
+	if (rq->gone)
+		return;
 	if (rq->method == HU_POST)
 		httpup_arm_deadline(rq, d->timeout_ms);
 	else if (rq->method == HU_DELETE)
@@ -1507,6 +1606,18 @@ httpup_conn_error(struct httpup_req *rq, const void *in, size_t len)
 		snprintf(rq->fail, sizeof(rq->fail), "%s", text);
 }
 
+/*
+ * Whether rq's connection failed before anything of the request went
+ * out, with another address of the host name left to try.
+ */
+static int
+httpup_retryable(const struct httpup_req *rq)
+{
+	return rq->addrs != NULL && rq->addr_next + 1 < rq->addrs->n &&
+	    rq->status == 0 && !rq->headers && rq->sent == 0 &&
+	    !rq->timed_out && !rq->doomed && !rq->bad;
+}
+
 /* The wsi is being destroyed: rq loses its connection. */
 static void
 httpup_wsi_gone(struct httpup_req *rq)
@@ -1515,11 +1626,16 @@ httpup_wsi_gone(struct httpup_req *rq)
 	rq->gone = 1;
 	lws_sul_cancel(&rq->sul_fix);
 	if (rq->connecting)
-		return;		/* httpup_start sees gone */
-	if (rq->u != NULL)
-		httpup_kick_soon(rq->u);
-	else
-		httpup_req_free(rq);	/* a DELETE after close */
+		return;		/* httpup_connect sees gone */
+	if (httpup_retryable(rq)) {
+		/* Not from inside lws's destroy callback. */
+		rq->gone = 0;
+		rq->addr_next++;
+		lws_sul_schedule(client_context(), 0, &rq->sul_retry,
+		    httpup_retry_cb, 1);
+		return;
+	}
+	httpup_lost(rq);
 }
 
 int
@@ -1718,6 +1834,15 @@ httpup_resume(struct upstream *u)
 	log_debug("upstream %s: session %s resumed", u->dest->name, u->tag);
 	httpup_flow(u, 1);
 	httpup_kick_soon(u);	/* events buffered while paused */
+}
+
+void
+httpup_shutdown(void)
+{
+	struct lws_dll2 *d;
+
+	while ((d = lws_dll2_get_head(&httpup_deletes)) != NULL)
+		httpup_req_free(lws_container_of(d, struct httpup_req, list));
 }
 
 const struct upstream_kind upstream_http = {

@@ -29,4 +29,10 @@ int	httpup_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 extern const struct lws_protocols httpup_protocol;
 
+/*
+ * Frees the DELETEs still waiting (for their host name, or an answer)
+ * when the client stops; call before the lws context is destroyed.
+ */
+void	httpup_shutdown(void);
+
 #endif

@@ -5,9 +5,12 @@
  * here blocks: connections start with PQconnectStartParams and advance
  * with PQconnectPoll, queries go out with PQsendQuery/PQsendQueryParams
  * and come back through PQconsumeInput/PQisBusy/PQgetResult when lws
- * says the socket is readable.  (The one exception libpq leaves us is a
- * host-name lookup inside PQconnectPoll; use an address or a socket
- * directory in the dsn where that matters.)
+ * says the socket is readable.  libpq would look a host name up inside
+ * PQconnectPoll, blocking; so a dsn's host name is resolved first on the
+ * resolver's threads (common/resolve.h) and libpq gets the addresses as
+ * hostaddr, with the name kept as host (for TLS checks and messages).
+ * Only a dsn naming several hosts (host=a,b) is left to libpq to
+ * resolve, blocking.
  *
  * Three objects:
  *  - a pool per server settings (name, dsn, password, pool size), shared
@@ -46,6 +49,7 @@
 #include "common/err.h"
 #include "common/jsonrpc.h"
 #include "common/log.h"
+#include "common/resolve.h"
 #include "common/xmalloc.h"
 
 #include <sys/queue.h>
@@ -250,6 +254,7 @@ struct pgup_conn {
 	struct pgup_job		*job;
 	int			 reset_failed;
 	unsigned int		 serial;
+	struct resolve_req	*lookup;	/* the dsn's host, resolving */
 	lws_sorted_usec_list_t	 deadline;
 };
 
@@ -274,6 +279,8 @@ struct pgup_pool {
 	size_t			 ntypes;
 	int			 kicking;
 	int			 kick_again;
+	int			 host_read;	/* lookup_host is set */
+	char			*lookup_host;	/* the name to resolve, or NULL */
 };
 
 struct upstream {
@@ -815,6 +822,8 @@ conn_free(struct pgup_conn *c)
 	struct pgup_pool *p = c->pool;
 
 	lws_sul_cancel(&c->deadline);
+	resolve_cancel(c->lookup);
+	c->lookup = NULL;
 	conn_unwatch(c);
 	TAILQ_REMOVE(&p->conns, c, entry);
 	p->nconns--;
@@ -1267,23 +1276,84 @@ conn_writable(struct pgup_conn *c)
 }
 
 /*
- * Starts a new connection for p.  The password goes to libpq as a keyword
- * of its own, never through a formatted connection string.  Returns 0, or
- * MT_EUPSTREAM with the reason in why.
+ * The host name p's dsn (or PGHOST) has libpq look up, if any: one host
+ * that is neither an address nor a socket directory, and no hostaddr.
+ * NULL for a dsn libpq cannot parse: it says why when it connects.
+ */
+static const char *
+pool_lookup_host(struct pgup_pool *p)
+{
+	PQconninfoOption *opts, *o;
+	const char *host = NULL, *addr = NULL;
+
+	if (p->host_read)
+		return p->lookup_host;
+	p->host_read = 1;
+	if ((opts = libpq.PQconninfoParse(p->dsn, NULL)) == NULL)
+		return NULL;
+	for (o = opts; o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			addr = o->val;
+	}
+	if (host == NULL || host[0] == '\0')
+		host = getenv("PGHOST");
+	if (addr == NULL || addr[0] == '\0')
+		addr = getenv("PGHOSTADDR");
+	if (host != NULL && host[0] != '\0' && host[0] != '/' &&
+	    host[0] != '@' && (addr == NULL || addr[0] == '\0') &&
+	    !resolve_is_numeric(host)) {
+		if (strchr(host, ',') == NULL)
+			p->lookup_host = xstrdup(host);
+		else
+			log_info("postgres %s: several hosts in the dsn; libpq "
+			    "looks their names up itself, which blocks the "
+			    "client while it waits for DNS", p->name);
+	}
+	libpq.PQconninfoFree(opts);
+	return p->lookup_host;
+}
+
+/*
+ * Has libpq start c's connection; res (NULL: none) holds the addresses
+ * the dsn's host name resolved to, given as hostaddr with the name as
+ * host for each, so libpq tries them in turn as it would have.  The
+ * password goes to libpq as a keyword of its own, never through a
+ * formatted connection string.  Returns 0, or MT_EUPSTREAM with the
+ * reason in why (c is left to the caller).
  */
 static int
-conn_open(struct pgup_pool *p, char *why, size_t whylen)
+conn_begin(struct pgup_conn *c, const struct resolve_result *res,
+    char *why, size_t whylen)
 {
-	const char *kw[6], *val[6];
-	struct pgup_conn *c;
-	char *line;
-	int n = 0;
+	struct pgup_pool *p = c->pool;
+	const char *kw[8], *val[8];
+	char *hosts = NULL, *addrs = NULL, *t, *line;
+	size_t i;
+	int n = 0, r = MT_EUPSTREAM;
 
 	kw[n] = "dbname";
 	val[n++] = p->dsn;
 	if (p->password != NULL) {
 		kw[n] = "password";
 		val[n++] = p->password;
+	}
+	if (res != NULL) {
+		for (i = 0; i < res->n; i++) {
+			t = xasprintf("%s%s%s", hosts != NULL ? hosts : "",
+			    hosts != NULL ? "," : "", p->lookup_host);
+			free(hosts);
+			hosts = t;
+			t = xasprintf("%s%s%s", addrs != NULL ? addrs : "",
+			    addrs != NULL ? "," : "", res->addr[i]);
+			free(addrs);
+			addrs = t;
+		}
+		kw[n] = "host";
+		val[n++] = hosts;
+		kw[n] = "hostaddr";
+		val[n++] = addrs;
 	}
 	/* After dbname, so these win over the dsn: JSON needs UTF-8. */
 	kw[n] = "client_encoding";
@@ -1293,36 +1363,85 @@ conn_open(struct pgup_pool *p, char *why, size_t whylen)
 	kw[n] = NULL;
 	val[n] = NULL;
 
-	c = xcalloc(1, sizeof(*c));
-	c->pool = p;
-	c->state = PGC_CONNECTING;
-	c->serial = ++p->serial;
 	if ((c->pg = libpq.PQconnectStartParams(kw, val, 1)) == NULL) {
 		snprintf(why, whylen, "out of memory");
-		free(c);
-		return MT_EUPSTREAM;
+		goto out;
 	}
 	if (libpq.PQstatus(c->pg) == CONNECTION_BAD) {
 		line = one_line(libpq.PQerrorMessage(c->pg));
 		snprintf(why, whylen, "%s", line);
 		free(line);
-		libpq.PQfinish(c->pg);
-		free(c);
-		return MT_EUPSTREAM;
+		goto out;
 	}
-	TAILQ_INSERT_TAIL(&p->conns, c, entry);
-	p->nconns++;
 	if (conn_watch(c) != 0) {
 		snprintf(why, whylen, "cannot watch the database socket (is "
 		    "the %s protocol in the client's vhost?)",
 		    PGUP_PROTOCOL_NAME);
+		goto out;
+	}
+	/* PQconnectPoll's loop starts as if it had said WRITING. */
+	lws_callback_on_writable(c->wsi);
+	log_debug("postgres %s: connection %u starting", p->name, c->serial);
+	r = 0;
+out:
+	free(hosts);
+	free(addrs);
+	return r;
+}
+
+/* The dsn's host name resolved (or not): connect, or fail as one would. */
+static void
+conn_resolved(void *arg, const struct resolve_result *res)
+{
+	struct pgup_conn *c = arg;
+	char why[512];
+
+	c->lookup = NULL;
+	if (res->error != NULL) {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s",
+		    c->pool->lookup_host, res->error);
+		(void)conn_broken(c, why);
+		return;
+	}
+	if (conn_begin(c, res, why, sizeof(why)) != 0)
+		(void)conn_broken(c, why);
+}
+
+/*
+ * Starts a new connection for p: at once, or after its host name is
+ * resolved off the event loop.  The deadline covers the lookup.  Returns
+ * 0, or MT_EUPSTREAM with the reason in why.
+ */
+static int
+conn_open(struct pgup_pool *p, char *why, size_t whylen)
+{
+	struct pgup_conn *c;
+	const char *host;
+	int r;
+
+	c = xcalloc(1, sizeof(*c));
+	c->pool = p;
+	c->state = PGC_CONNECTING;
+	c->serial = ++p->serial;
+	TAILQ_INSERT_TAIL(&p->conns, c, entry);
+	p->nconns++;
+	/* Without the resolver (unit tests), libpq looks the name up. */
+	if ((host = pool_lookup_host(p)) == NULL || resolve_fd() == -1)
+		r = conn_begin(c, NULL, why, whylen);
+	else if ((r = resolve_start(host, conn_resolved, c,
+	    &c->lookup)) != 0) {
+		snprintf(why, whylen, "cannot resolve %s: %s", host,
+		    r == MT_ELIMIT ? "too many host-name lookups in flight" :
+		    mt_strerror(r));
+		r = MT_EUPSTREAM;
+	} else
+		log_debug("postgres %s: connection %u: resolving %s", p->name,
+		    c->serial, host);
+	if (r != 0) {
 		conn_free(c);
 		return MT_EUPSTREAM;
 	}
 	conn_set_deadline(c, PGUP_CONNECT_TIMEOUT_MS);
-	/* PQconnectPoll's loop starts as if it had said WRITING. */
-	lws_callback_on_writable(c->wsi);
-	log_debug("postgres %s: connection %u starting", p->name, c->serial);
 	return 0;
 }
 
@@ -1362,6 +1481,7 @@ pool_free(struct pgup_pool *p)
 	free(p->types);
 	free(p->name);
 	free(p->dsn);
+	free(p->lookup_host);
 	free_secret(p->password);
 	free(p);
 }
