@@ -734,6 +734,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		L.ready = 0;
 		L.closing = 0;
 		L.last_rx_ms = now_ms();
+		sock_limit_unsent(lws_get_socket_fd(wsi), LINK_UNSENT_MAX);
 		c = client_conf_current();
 		buf_free(&L.rx);
 		buf_init(&L.rx, FRAME_HDR_LEN + (c->limits.chunk >

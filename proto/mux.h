@@ -86,6 +86,14 @@ struct mux_callbacks {
 /* Low-water mark of queued bytes for on_drain. */
 #define MUX_DRAIN_LOWAT		(1024 * 1024)
 
+/*
+ * The most a link's TCP socket should hold unsent (sock_limit_unsent):
+ * about two default chunks, so the socket never runs dry between two
+ * writeable callbacks, while everything beyond that waits in the mux,
+ * where the small-message lane can still overtake it.
+ */
+#define LINK_UNSENT_MAX		(128 * 1024)
+
 /* Fills lim with the defaults above. */
 void mux_limits_default(struct mux_limits *lim);
 

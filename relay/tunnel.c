@@ -1074,6 +1074,7 @@ tunnel_callback(struct lws *wsi, int reason, void *user, void *in,
 		    FRAME_MAX_CONTROL ? conf->limits.chunk : FRAME_MAX_CONTROL));
 		if (pss->authed == NULL)
 			return -1;
+		sock_limit_unsent(lws_get_socket_fd(wsi), LINK_UNSENT_MAX);
 		link_attach(wsi, pss);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
