@@ -49,7 +49,8 @@
 #include "relay/relay.h"
 #include "relay/relay_conf.h"
 
-#define HTTP_WRITE_CHUNK	(32 * 1024)
+/* Two full TLS records (see TLS_RECORD_DATA). */
+#define HTTP_WRITE_CHUNK	(2 * TLS_RECORD_DATA)
 #define HTTP_PAUSE_AT		(1024 * 1024)
 #define HTTP_RESUME_AT		(256 * 1024)
 #define HTTP_BACKLOG_MAX	64		/* messages kept for a GET */
@@ -163,6 +164,14 @@ static lws_sorted_usec_list_t sul_sweep;
 static int sweep_armed;
 /* Room for HTTP/1.1 chunk framing around one write: "%x\r\n" ... "\r\n0\r\n\r\n". */
 #define CHUNK_FRAMING		32
+/*
+ * The most payload one SSE write carries: "7ff6\r\n", 32,758 bytes and
+ * "\r\n" make exactly HTTP_WRITE_CHUNK, two full TLS records.  A whole
+ * HTTP_WRITE_CHUNK of payload would add 8 framing bytes, and so a third,
+ * tiny record (its own encryption and write syscall) to every write of a
+ * large answer.
+ */
+#define SSE_CHUNK_MAX		(HTTP_WRITE_CHUNK - 8)
 static uint8_t txbuf[LWS_PRE + HTTP_WRITE_CHUNK + CHUNK_FRAMING];
 
 static void mcps_on_open(void *, int, uint16_t, const char *);
@@ -1737,8 +1746,8 @@ hc_writeable(struct hc_slot *slot)
 	if ((n = buf_len(&hc->out)) > 0) {
 		size_t off = 0, len;
 
-		if (n > HTTP_WRITE_CHUNK)
-			n = HTTP_WRITE_CHUNK;
+		if (n > (hc->sse ? SSE_CHUNK_MAX : HTTP_WRITE_CHUNK))
+			n = hc->sse ? SSE_CHUNK_MAX : HTTP_WRITE_CHUNK;
 		last = hc->final && n == buf_len(&hc->out);
 		if (hc->sse)
 			off = (size_t)snprintf((char *)txbuf + LWS_PRE,
