@@ -804,6 +804,7 @@ link_start(void)
 	lim.max_msg = c->limits.max_message;
 	lim.budget = c->limits.link_budget;
 	L.mux = mux_new(&lim, &cb, NULL);
+	mux_set_data_max(L.mux, mux_data_fit(lim.chunk, 1));
 	u32map_init(&L.sessions);
 	L.txcap = mux_frame_cap(L.mux);
 	L.txbuf = xmalloc(LWS_PRE + L.txcap);

@@ -564,6 +564,7 @@ tunnel_new(const char *name)
 	lim.max_streams = (uint32_t)conf->limits.streams_per_link;
 	lim.budget = conf->limits.link_budget;
 	t->mux = mux_new(&lim, &cb, t);
+	mux_set_data_max(t->mux, mux_data_fit(lim.chunk, 0));
 	u32map_init(&t->streams);
 	t->next_id = 1;
 	t->txcap = mux_frame_cap(t->mux);
