@@ -816,6 +816,7 @@ link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		L.ready = 0;
 		L.closing = 0;
 		L.last_rx_ms = now_ms();
+		sock_limit_unsent(lws_get_socket_fd(wsi), LINK_UNSENT_MAX);
 		c = client_conf_current();
 		buf_free(&L.rx);
 		buf_init(&L.rx, FRAME_HDR_LEN + (c->limits.chunk >
@@ -885,6 +886,7 @@ link_start(void)
 	lim.max_msg = c->limits.max_message;
 	lim.budget = c->limits.link_budget;
 	L.mux = mux_new(&lim, &cb, NULL);
+	mux_set_data_max(L.mux, mux_data_fit(lim.chunk, 1));
 	u32map_init(&L.sessions);
 	L.txcap = mux_frame_cap(L.mux);
 	L.txbuf = xmalloc(LWS_PRE + L.txcap);

@@ -7,6 +7,11 @@
 #include "common/util.h"
 #include "common/err.h"
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
@@ -170,4 +175,17 @@ mem_wipe(void *p, size_t n)
 {
 	if (p != NULL && n > 0)
 		explicit_bzero(p, n);
+}
+
+int
+sock_limit_unsent(int fd, int bytes)
+{
+#ifdef TCP_NOTSENT_LOWAT
+	return setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes,
+	    sizeof(bytes));
+#else
+	(void)fd;
+	(void)bytes;
+	return -1;
+#endif
 }

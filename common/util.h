@@ -49,4 +49,23 @@ int hex_decode(const char *hex, uint8_t *dst, size_t n);
 /* Zeroes n bytes at p in a way the compiler may not optimise away. */
 void mem_wipe(void *p, size_t n);
 
+/*
+ * The application bytes one full TLS record carries when mbedTLS writes
+ * it: 2^14 of plaintext, less the content-type byte TLS 1.3 puts inside
+ * (a TLS 1.2 record would carry one more).  A write of a multiple of it
+ * goes out as that many full records; one byte more costs a whole extra
+ * record (its own encryption, padding and write syscall).
+ */
+#define TLS_RECORD_DATA		16383
+
+/*
+ * Bounds the bytes a TCP socket keeps queued but not yet sent
+ * (TCP_NOTSENT_LOWAT): poll reports it writable only below that, so a
+ * writer that fills it whenever it is writable holds the rest in its own
+ * queue, where a later, more urgent message can still go first.  Leaves
+ * the in-flight window (what the network can carry) alone.  Best effort:
+ * returns -1 where the option is missing (not TCP, old kernel).
+ */
+int sock_limit_unsent(int fd, int bytes);
+
 #endif

@@ -67,6 +67,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "proto/frame.h"
 #include "proto/mux.h"
@@ -153,6 +154,7 @@ struct mux {
 	size_t			 queued_total;
 	int			 congested;	/* queued_total reached budget */
 	uint32_t		 drain_id;	/* stream that may have drained */
+	size_t			 data_max;	/* DATA payload cap, 0: chunk */
 };
 
 void
@@ -692,6 +694,35 @@ mux_has_output(const struct mux *m)
 	    !TAILQ_EMPTY(&m->ring) || !TAILQ_EMPTY(&m->fastq);
 }
 
+void
+mux_set_data_max(struct mux *m, size_t data_max)
+{
+	m->data_max = data_max;
+}
+
+size_t
+mux_data_fit(size_t chunk, int masked)
+{
+	size_t total, mask = masked ? 4 : 0, ws, len;
+
+	/* The most a frame of chunk can take: 10 bytes of header. */
+	total = (chunk + FRAME_HDR_LEN + 10 + mask) / TLS_RECORD_DATA *
+	    TLS_RECORD_DATA;
+	for (; total >= TLS_RECORD_DATA; total -= TLS_RECORD_DATA) {
+		for (ws = 2; ws <= 10; ws += ws == 2 ? 2 : 6) {
+			len = total - ws - mask;	/* the message */
+			if ((ws == 2 && len > 125) ||
+			    (ws == 4 && (len < 126 || len > 65535)) ||
+			    (ws == 10 && len < 65536))
+				continue;
+			if (len > FRAME_HDR_LEN && len - FRAME_HDR_LEN <= chunk &&
+			    len - FRAME_HDR_LEN >= chunk / 2)
+				return len - FRAME_HDR_LEN;
+		}
+	}
+	return chunk;
+}
+
 size_t
 mux_frame_cap(const struct mux *m)
 {
@@ -735,6 +766,8 @@ mux_next_data(struct mux *m, struct mux_stream *s, uint8_t *dst, size_t cap,
 	n = msg->len - s->sent;
 	if (n > m->lim.chunk)
 		n = m->lim.chunk;
+	if (m->data_max != 0 && n > m->data_max)
+		n = m->data_max;
 	if (n > s->credit)
 		n = s->credit;
 	if (n > room)

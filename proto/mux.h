@@ -86,6 +86,14 @@ struct mux_callbacks {
 /* Low-water mark of queued bytes for on_drain. */
 #define MUX_DRAIN_LOWAT		(1024 * 1024)
 
+/*
+ * The most a link's TCP socket should hold unsent (sock_limit_unsent):
+ * about two default chunks, so the socket never runs dry between two
+ * writeable callbacks, while everything beyond that waits in the mux,
+ * where the small-message lane can still overtake it.
+ */
+#define LINK_UNSENT_MAX		(128 * 1024)
+
 /* Fills lim with the defaults above. */
 void mux_limits_default(struct mux_limits *lim);
 
@@ -119,6 +127,21 @@ int mux_stream_add(struct mux *m, uint32_t id);
 void mux_stream_remove(struct mux *m, uint32_t id);
 /* Returns 1 if stream id exists. */
 int mux_stream_exists(const struct mux *m, uint32_t id);
+/*
+ * Caps the payload of the DATA frames m builds at data_max (0: the chunk
+ * limit alone, the default).  See mux_data_fit.
+ */
+void mux_set_data_max(struct mux *m, size_t data_max);
+/*
+ * The DATA payload, at most chunk, for which a whole frame inside one
+ * WebSocket message (2 or 4 or 10 bytes of header, 4 more when masked)
+ * fills whole TLS records (TLS_RECORD_DATA); chunk itself when no such size
+ * of at least half the chunk exists.  A 64 KiB chunk plus the framing
+ * would otherwise need a fifth, tiny record per frame: its own encryption,
+ * its own write syscall, and two more read syscalls at the peer.
+ */
+size_t mux_data_fit(size_t chunk, int masked);
+
 /*
  * Ends stream id gracefully: a CLOSE(code, text) is sent after every
  * message already queued on it, then the stream is forgotten.  Messages

@@ -49,7 +49,8 @@
 #include "relay/relay.h"
 #include "relay/relay_conf.h"
 
-#define HTTP_WRITE_CHUNK	(32 * 1024)
+/* Two full TLS records (see TLS_RECORD_DATA). */
+#define HTTP_WRITE_CHUNK	(2 * TLS_RECORD_DATA)
 #define HTTP_PAUSE_AT		(1024 * 1024)
 #define HTTP_RESUME_AT		(256 * 1024)
 #define HTTP_BACKLOG_MAX	64		/* messages kept for a GET */
@@ -164,6 +165,14 @@ static int sweep_armed;
 /* Room for HTTP/1.1 chunk framing around one write: "%x\r\n" ... "\r\n0\r\n\r\n". */
 #define CHUNK_FRAMING		32
 #define HTTP_HDRS_MAX		2048	/* status line and headers */
+/*
+ * The most payload one SSE write carries: "7ff6\r\n", 32,758 bytes and
+ * "\r\n" make exactly HTTP_WRITE_CHUNK, two full TLS records.  A whole
+ * HTTP_WRITE_CHUNK of payload would add 8 framing bytes, and so a third,
+ * tiny record (its own encryption and write syscall) to every write of a
+ * large answer.
+ */
+#define SSE_CHUNK_MAX		(HTTP_WRITE_CHUNK - 8)
 static uint8_t txbuf[LWS_PRE + HTTP_WRITE_CHUNK + CHUNK_FRAMING];
 
 static void mcps_on_open(void *, int, uint16_t, const char *);
@@ -1621,8 +1630,8 @@ hc_request(struct lws *wsi, struct hc_slot *slot, const char *uri)
 /* ---- writing -------------------------------------------------------- */
 
 /*
- * Writes the status line and headers.  An answer that is whole and small
- * goes in the same write, so the agent gets one TLS record and one wakeup
+ * Writes the status line and headers.  An answer that is whole and fits
+ * one write (HTTP_WRITE_CHUNK) goes with them, so the agent gets one wakeup
  * instead of the headers now and the body a poll cycle later; returns 1
  * then (the body is sent), 0 when only the headers went, -1 on error.
  */
@@ -1701,7 +1710,7 @@ hc_write_headers(struct hconn *hc)
 	hlen = (size_t)(p - start);
 	n = buf_len(&hc->out);
 	if (hc->sse || !hc->final || n == 0 ||
-	    n > sizeof(txbuf) - LWS_PRE - hlen) {
+	    hlen + n > HTTP_WRITE_CHUNK) {
 		if (lws_write(wsi, start, hlen, LWS_WRITE_HTTP_HEADERS) !=
 		    (int)hlen)
 			return -1;
@@ -1765,8 +1774,8 @@ hc_writeable(struct hc_slot *slot)
 	if ((n = buf_len(&hc->out)) > 0) {
 		size_t off = 0, len;
 
-		if (n > HTTP_WRITE_CHUNK)
-			n = HTTP_WRITE_CHUNK;
+		if (n > (hc->sse ? SSE_CHUNK_MAX : HTTP_WRITE_CHUNK))
+			n = hc->sse ? SSE_CHUNK_MAX : HTTP_WRITE_CHUNK;
 		last = hc->final && n == buf_len(&hc->out);
 		if (hc->sse)
 			off = (size_t)snprintf((char *)txbuf + LWS_PRE,

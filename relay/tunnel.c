@@ -564,6 +564,7 @@ tunnel_new(const char *name)
 	lim.max_streams = (uint32_t)conf->limits.streams_per_link;
 	lim.budget = conf->limits.link_budget;
 	t->mux = mux_new(&lim, &cb, t);
+	mux_set_data_max(t->mux, mux_data_fit(lim.chunk, 0));
 	u32map_init(&t->streams);
 	t->next_id = 1;
 	t->txcap = mux_frame_cap(t->mux);
@@ -1074,6 +1075,7 @@ tunnel_callback(struct lws *wsi, int reason, void *user, void *in,
 		    FRAME_MAX_CONTROL ? conf->limits.chunk : FRAME_MAX_CONTROL));
 		if (pss->authed == NULL)
 			return -1;
+		sock_limit_unsent(lws_get_socket_fd(wsi), LINK_UNSENT_MAX);
 		link_attach(wsi, pss);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:

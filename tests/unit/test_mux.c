@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/util.h"
 #include "proto/frame.h"
 #include "proto/mux.h"
 
@@ -311,6 +312,63 @@ test_chunking_more(void **state)
 	assert_int_equal(f.len, 1000);
 	assert_int_equal(f.flags, 0);
 	assert_int_equal(b.nev, 2);
+	free(msg);
+	peer_free(&a);
+	peer_free(&b);
+}
+
+/*
+ * mux_data_fit: a frame of the fitted payload, with the WebSocket header
+ * (and mask) it gets, fills whole TLS records (TLS_RECORD_DATA); a mux
+ * with that cap cuts a message into frames of exactly that payload, and
+ * the peer still gets the message whole.
+ */
+static size_t
+ws_framed(size_t payload, int masked)
+{
+	size_t len = FRAME_HDR_LEN + payload;
+
+	return len + (len <= 125 ? 2 : len <= 65535 ? 4 : 10) +
+	    (masked ? 4 : 0);
+}
+
+static void
+test_data_fit(void **state)
+{
+	struct peer a, b;
+	struct mux_limits lim;
+	struct frame f;
+	size_t chunks[] = { 16384, 65536, 100000, 1048576 }, i, n, fit;
+	int masked;
+	uint8_t *msg = pattern(200000, 7);
+
+	for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		for (masked = 0; masked <= 1; masked++) {
+			fit = mux_data_fit(chunks[i], masked);
+			assert_true(fit <= chunks[i]);
+			assert_true(fit >= chunks[i] / 2);
+			assert_int_equal(ws_framed(fit, masked) %
+			    TLS_RECORD_DATA, 0);
+		}
+	}
+	assert_int_equal(mux_data_fit(65536, 1), 65512);
+	assert_int_equal(mux_data_fit(65536, 0), 65516);
+	/* Too small a chunk for a whole record: the chunk as it is. */
+	assert_int_equal(mux_data_fit(1024, 1), 1024);
+
+	mux_limits_default(&lim);
+	lim.chunk = 65536;
+	pair_init(&a, &b, &lim, &lim, 5);
+	mux_set_data_max(a.m, mux_data_fit(lim.chunk, 1));
+	assert_int_equal(mux_send(a.m, 5, msg, 200000), 0);
+	for (n = 0; n < 200000; n += f.len) {
+		assert_int_equal(xfer(&a, &b, &f), 1);
+		assert_int_equal(f.type, FRAME_DATA);
+		assert_int_equal(f.len, 200000 - n < 65512 ? 200000 - n : 65512);
+	}
+	assert_int_equal(b.nev, 1);
+	assert_int_equal(b.ev[0].len, 200000);
+	assert_memory_equal(b.ev[0].data, msg, 200000);
 	free(msg);
 	peer_free(&a);
 	peer_free(&b);
@@ -1237,6 +1295,7 @@ main(void)
 		cmocka_unit_test(test_empty_message),
 		cmocka_unit_test(test_big_message),
 		cmocka_unit_test(test_chunking_more),
+		cmocka_unit_test(test_data_fit),
 		cmocka_unit_test(test_fairness),
 		cmocka_unit_test(test_small_first),
 		cmocka_unit_test(test_small_lane_bounded),
