@@ -313,6 +313,10 @@ link_welcome(const struct frame *f)
 	if (json_is_integer(v) && json_integer_value(v) >= 65536 &&
 	    json_integer_value(v) <= (1LL << 30))
 		mux_set_peer_window(L.mux, (uint32_t)json_integer_value(v));
+	v = json_object_get(j, "chunk");
+	if (json_is_integer(v) && json_integer_value(v) >= MUX_PEER_CHUNK_MIN &&
+	    json_integer_value(v) <= MUX_PEER_CHUNK_MAX)
+		mux_set_peer_chunk(L.mux, (size_t)json_integer_value(v), 1);
 	resume = json_object_get(j, "resume");
 	while (u32map_next(&L.sessions, &pos, &id, &s)) {
 		if (json_is_array(resume) && resume_has(resume, id))

@@ -700,6 +700,14 @@ mux_set_data_max(struct mux *m, size_t data_max)
 	m->data_max = data_max;
 }
 
+void
+mux_set_peer_chunk(struct mux *m, size_t chunk, int masked)
+{
+	if (chunk > m->lim.chunk)
+		chunk = m->lim.chunk;
+	m->data_max = mux_data_fit(chunk, masked);
+}
+
 size_t
 mux_data_fit(size_t chunk, int masked)
 {

@@ -133,6 +133,16 @@ int mux_stream_exists(const struct mux *m, uint32_t id);
  */
 void mux_set_data_max(struct mux *m, size_t data_max);
 /*
+ * The peer's announced "chunk" (what it receives at most in one DATA
+ * frame): DATA frames m builds carry at most the smaller of it and m's
+ * own chunk, fitted as mux_data_fit does.  masked: whether m's frames go
+ * in masked WebSocket messages (the client's).
+ */
+void mux_set_peer_chunk(struct mux *m, size_t chunk, int masked);
+/* The "chunk" values a HELLO or WELCOME may announce (the configs' range). */
+#define MUX_PEER_CHUNK_MIN	1024
+#define MUX_PEER_CHUNK_MAX	(16 * 1024 * 1024)
+/*
  * The DATA payload, at most chunk, for which a whole frame inside one
  * WebSocket message (2 or 4 or 10 bytes of header, 4 more when masked)
  * fills whole TLS records (TLS_RECORD_DATA); chunk itself when no such size

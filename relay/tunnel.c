@@ -405,6 +405,10 @@ tunnel_hello(struct tunnel *t, const struct frame *f)
 	if (json_is_integer(v) && json_integer_value(v) >= 65536 &&
 	    json_integer_value(v) <= (1LL << 30))
 		mux_set_peer_window(t->mux, (uint32_t)json_integer_value(v));
+	v = json_object_get(hello, "chunk");
+	if (json_is_integer(v) && json_integer_value(v) >= MUX_PEER_CHUNK_MIN &&
+	    json_integer_value(v) <= MUX_PEER_CHUNK_MAX)
+		mux_set_peer_chunk(t->mux, (size_t)json_integer_value(v), 0);
 
 	resume = json_object_get(hello, "resume");
 	kept = resume_list(json_is_array(resume) ? resume : NULL, t);

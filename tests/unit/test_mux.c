@@ -374,6 +374,45 @@ test_data_fit(void **state)
 	peer_free(&b);
 }
 
+/* A peer that takes smaller chunks than ours gets frames it accepts. */
+static void
+test_peer_chunk(void **state)
+{
+	struct peer a, b;
+	struct mux_limits la, lb;
+	struct frame f;
+	size_t n, fit = mux_data_fit(65536, 1);
+	uint8_t *msg = pattern(300000, 9);
+
+	mux_limits_default(&la);
+	la.chunk = 262144;
+	mux_limits_default(&lb);
+	lb.chunk = 65536;
+	pair_init(&a, &b, &la, &lb, 5);
+	mux_set_peer_chunk(a.m, lb.chunk, 1);
+	assert_int_equal(mux_send(a.m, 5, msg, 300000), 0);
+	for (n = 0; n < 300000; n += f.len) {
+		assert_int_equal(xfer(&a, &b, &f), 1);
+		assert_int_equal(f.type, FRAME_DATA);
+		assert_int_equal(f.len, 300000 - n < fit ? 300000 - n : fit);
+	}
+	assert_int_equal(b.nev, 1);
+	assert_int_equal(b.ev[0].len, 300000);
+	assert_memory_equal(b.ev[0].data, msg, 300000);
+	peer_free(&a);
+	peer_free(&b);
+	/* A peer announcing more than our own chunk: ours still bounds. */
+	lb.chunk = 1048576;
+	pair_init(&a, &b, &la, &lb, 5);
+	mux_set_peer_chunk(a.m, lb.chunk, 1);
+	assert_int_equal(mux_send(a.m, 5, msg, 300000), 0);
+	assert_int_equal(xfer(&a, &b, &f), 1);
+	assert_int_equal(f.len, mux_data_fit(262144, 1));
+	free(msg);
+	peer_free(&a);
+	peer_free(&b);
+}
+
 static void
 test_fairness(void **state)
 {
@@ -1296,6 +1335,7 @@ main(void)
 		cmocka_unit_test(test_big_message),
 		cmocka_unit_test(test_chunking_more),
 		cmocka_unit_test(test_data_fit),
+		cmocka_unit_test(test_peer_chunk),
 		cmocka_unit_test(test_fairness),
 		cmocka_unit_test(test_small_first),
 		cmocka_unit_test(test_small_lane_bounded),
