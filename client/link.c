@@ -317,6 +317,9 @@ link_welcome(const struct frame *f)
 	if (json_is_integer(v) && json_integer_value(v) >= MUX_PEER_CHUNK_MIN &&
 	    json_integer_value(v) <= MUX_PEER_CHUNK_MAX)
 		mux_set_peer_chunk(L.mux, (size_t)json_integer_value(v), 1);
+	v = json_object_get(j, "max_message");
+	if (json_is_integer(v) && json_integer_value(v) >= MUX_PEER_CHUNK_MIN)
+		mux_set_peer_max_message(L.mux, (size_t)json_integer_value(v));
 	resume = json_object_get(j, "resume");
 	while (u32map_next(&L.sessions, &pos, &id, &s)) {
 		if (json_is_array(resume) && resume_has(resume, id))

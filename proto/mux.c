@@ -138,6 +138,7 @@ struct mux {
 	struct mux_callbacks	 cb;
 	void			*arg;
 	uint32_t		 peer_window;
+	size_t			 peer_max_msg;	/* 0: not announced */
 
 	struct mux_stream	**buckets;
 	unsigned		 hbits;		/* 1 << hbits buckets */
@@ -563,7 +564,8 @@ mux_send(struct mux *m, uint32_t id, const void *data, size_t len)
 
 	if ((s = mux_lookup(m, id)) == NULL || s->finishing)
 		return MT_ENOTFOUND;
-	if (len > m->lim.max_msg)
+	if (len > m->lim.max_msg ||
+	    (m->peer_max_msg != 0 && len > m->peer_max_msg))
 		return MT_ETOOBIG;
 	if ((msg = malloc(sizeof(*msg) + len)) == NULL)
 		return MT_ENOMEM;
@@ -698,6 +700,12 @@ void
 mux_set_data_max(struct mux *m, size_t data_max)
 {
 	m->data_max = data_max;
+}
+
+void
+mux_set_peer_max_message(struct mux *m, size_t max_msg)
+{
+	m->peer_max_msg = max_msg;
 }
 
 void

@@ -139,6 +139,12 @@ void mux_set_data_max(struct mux *m, size_t data_max);
  * in masked WebSocket messages (the client's).
  */
 void mux_set_peer_chunk(struct mux *m, size_t chunk, int masked);
+/*
+ * The peer's announced "max_message": mux_send refuses a longer message
+ * with MT_ETOOBIG (the caller answers that one request with an error)
+ * instead of sending what the peer would close the link over.
+ */
+void mux_set_peer_max_message(struct mux *m, size_t max_msg);
 /* The "chunk" values a HELLO or WELCOME may announce (the configs' range). */
 #define MUX_PEER_CHUNK_MIN	1024
 #define MUX_PEER_CHUNK_MAX	(16 * 1024 * 1024)

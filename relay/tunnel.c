@@ -409,6 +409,9 @@ tunnel_hello(struct tunnel *t, const struct frame *f)
 	if (json_is_integer(v) && json_integer_value(v) >= MUX_PEER_CHUNK_MIN &&
 	    json_integer_value(v) <= MUX_PEER_CHUNK_MAX)
 		mux_set_peer_chunk(t->mux, (size_t)json_integer_value(v), 0);
+	v = json_object_get(hello, "max_message");
+	if (json_is_integer(v) && json_integer_value(v) >= MUX_PEER_CHUNK_MIN)
+		mux_set_peer_max_message(t->mux, (size_t)json_integer_value(v));
 
 	resume = json_object_get(hello, "resume");
 	kept = resume_list(json_is_array(resume) ? resume : NULL, t);
