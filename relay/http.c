@@ -1263,10 +1263,19 @@ hc_post(struct hconn *hc)
 		hc_keepalive_arm(hc);
 	goto out;
  refused:
-	hc_error(hc, r == MT_ETOOBIG ? 413 : 502, id,
-	    JRPC_UPSTREAM_ERROR, r == MT_ETOOBIG ? MO_TOO_LARGE :
-	    MO_UPSTREAM_ERROR, "the tunnel did not take the message: %s",
-	    mt_strerror(r));
+	if (r == MT_ETOOBIG) {
+		/* The client announced a smaller max_message than ours. */
+		log_info("session %s: a message of %zu bytes is more than the "
+		    "tunnel's client takes; refused with 413", short_id(s->id),
+		    buf_len(&hc->body));
+		hc_error(hc, 413, id, JRPC_UPSTREAM_ERROR, MO_TOO_LARGE,
+		    "the message (%zu bytes) is larger than the tunnel's "
+		    "client accepts (its limits.max_message)",
+		    buf_len(&hc->body));
+		goto out;
+	}
+	hc_error(hc, 502, id, JRPC_UPSTREAM_ERROR, MO_UPSTREAM_ERROR,
+	    "the tunnel did not take the message: %s", mt_strerror(r));
 	goto out;
  gone:
 	/* The stream vanished under us: the session is over. */

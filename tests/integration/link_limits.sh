@@ -46,7 +46,7 @@ Y
 stop_pair() {
 	check "$2: no link dropped" sh -c '! grep -q "closed the link\|link down" "$@"' \
 	    - "$T/client-$1.log" "$T/relay.log"
-	check "$2: no frame refused" sh -c '! grep -qi "too large\|size limit" "$@"' \
+	check "$2: no frame refused" sh -c '! grep -qi "frame too large\|size limit" "$@"' \
 	    - "$T/client-$1.log" "$T/relay.log"
 	stop_bg "client-$1"
 	stop_bg relay
@@ -85,6 +85,12 @@ steps = {x["step"]: x for x in map(json.loads, open(sys.argv[1]))}
 assert steps[1]["error"]["code"] == 413, steps[1]
 assert steps[2]["result"]["content"][0]["text"] == "after", steps[2]
 ' "$T/out-m.jsonl"
+check "$M: the agent is told which limit" grep -q \
+    "larger than the tunnel.s client accepts (its limits.max_message)" \
+    "$T/out-m.jsonl"
+check "$M: the relay logs the refused message" grep -q \
+    "a message of [0-9]* bytes is more than the tunnel's client takes" \
+    "$T/relay.log"
 stop_pair m "$M"
 tokens_unlogged "tokens never logged" "$TOKEN" "$AGENT_TOKEN"
 finish
