@@ -10,9 +10,9 @@
  * Threads.  The loop thread owns requests, the list of queries in flight
  * (R.all) and each query's list of requests; workers never touch those.
  * A worker reads a query's name and writes its result, nothing else, and
- * the mutex guards the queues between the two (R.todo, R.done) and a
+ * the mutex guards the queues between the two (R.waiting, R.done) and a
  * query's state.  A query leaves R.all when its answer is dispatched, or
- * when its last request is cancelled while it still waits in R.todo; a
+ * when its last request is cancelled while it still waits in R.waiting; a
  * query being looked up whose requests are all gone is freed when its
  * answer comes.  After resolve_shutdown a worker frees the query it was
  * working on itself, so nobody waits for a DNS server that does not
@@ -53,7 +53,7 @@ struct resolve_req {
 
 struct resolve_query {
 	TAILQ_ENTRY(resolve_query) all;		/* in R.all (loop thread) */
-	TAILQ_ENTRY(resolve_query) queue;	/* in R.todo or R.done */
+	TAILQ_ENTRY(resolve_query) queue;	/* in R.waiting or R.done */
 	TAILQ_HEAD(, resolve_req) reqs;		/* loop thread only */
 	char			*name;
 	enum resolve_state	 state;		/* under R.mu */
@@ -74,10 +74,10 @@ static struct {
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
 	struct resolve_queries	 all;
-	struct resolve_queries	 todo;
+	struct resolve_queries	 waiting;
 	struct resolve_queries	 done;
 	size_t			 pending;	/* queries in R.all */
-	size_t			 queued;	/* queries in R.todo */
+	size_t			 queued;	/* queries in R.waiting */
 	int			 workers;	/* threads alive */
 	int			 idle;		/* of them, waiting for work */
 	int			 stopping;
@@ -216,15 +216,15 @@ resolve_worker(void *unused)
 	(void)unused;
 	pthread_mutex_lock(&R.mu);
 	for (;;) {
-		while (!R.stopping && TAILQ_EMPTY(&R.todo)) {
+		while (!R.stopping && TAILQ_EMPTY(&R.waiting)) {
 			R.idle++;
 			pthread_cond_wait(&R.cv, &R.mu);
 			R.idle--;
 		}
 		if (R.stopping)
 			break;
-		q = TAILQ_FIRST(&R.todo);
-		TAILQ_REMOVE(&R.todo, q, queue);
+		q = TAILQ_FIRST(&R.waiting);
+		TAILQ_REMOVE(&R.waiting, q, queue);
 		R.queued--;
 		q->state = RS_RUNNING;
 		gai = R.gai != NULL ? R.gai : getaddrinfo;
@@ -282,7 +282,7 @@ resolve_init(void)
 		return MT_EIO;
 	pthread_mutex_lock(&R.mu);
 	TAILQ_INIT(&R.all);
-	TAILQ_INIT(&R.todo);
+	TAILQ_INIT(&R.waiting);
 	TAILQ_INIT(&R.done);
 	R.pending = 0;
 	R.queued = 0;
@@ -366,7 +366,7 @@ resolve_start(const char *name, resolve_cb *cb, void *arg,
 				r = MT_EIO;
 			if (r == 0) {
 				q->state = RS_QUEUED;
-				TAILQ_INSERT_TAIL(&R.todo, q, queue);
+				TAILQ_INSERT_TAIL(&R.waiting, q, queue);
 				R.queued++;
 				pthread_cond_signal(&R.cv);
 			}
@@ -404,7 +404,7 @@ resolve_cancel(struct resolve_req *rq)
 	/* Nobody waits for it: a query not started yet goes now. */
 	pthread_mutex_lock(&R.mu);
 	if (q->state == RS_QUEUED) {
-		TAILQ_REMOVE(&R.todo, q, queue);
+		TAILQ_REMOVE(&R.waiting, q, queue);
 		R.queued--;
 		drop = 1;
 	}
@@ -483,7 +483,7 @@ resolve_shutdown(void)
 			continue;
 		}
 		if (q->state == RS_QUEUED) {
-			TAILQ_REMOVE(&R.todo, q, queue);
+			TAILQ_REMOVE(&R.waiting, q, queue);
 			R.queued--;
 		} else
 			TAILQ_REMOVE(&R.done, q, queue);
